@@ -1,0 +1,1 @@
+"""danbao.engines"""
