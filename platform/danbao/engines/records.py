@@ -1,0 +1,358 @@
+"""Create, update and delete records of any entity: the one write path.
+
+Forms and the REST API both call ``RecordService`` so every write gets the
+same validation (types, required, unique, references, named checks), the
+same optimistic lock and the same audit rows. No Flask here: the service
+takes a SQLAlchemy session, the built models and the acting user.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from danbao.engines.coerce import FieldError, coerce_value, to_text
+from danbao.meta.model import EntityMeta, FieldMeta, Label
+
+#: Keys a payload may carry besides the entity's fields.
+SYSTEM_KEYS = frozenset({"id", "version", "created_at", "created_by_id", "updated_at", "updated_by_id", "parent_id"})
+MAX_CHILDREN = 500
+
+REQUIRED = Label("必填", "is required")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting; ``lang`` picks the language of messages."""
+    user_id: int | None
+    username: str
+    lang: str = "zh"
+
+
+class ValidationFailed(Exception):
+    """Field-level errors, keyed by field path (``shareholders.0.name``)."""
+
+    def __init__(self, errors: Mapping[str, Label]):
+        super().__init__(", ".join(f"{k}: {v.en}" for k, v in errors.items()))
+        self.errors = dict(errors)
+
+    def messages(self, lang: str) -> dict[str, str]:
+        return {key: label.get(lang) for key, label in self.errors.items()}
+
+
+class Conflict(Exception):
+    """Somebody else changed the record since it was read."""
+
+    def __init__(self, message: Label):
+        super().__init__(message.en)
+        self.message = message
+
+
+class NotFound(Exception):
+    def __init__(self, entity: str, record_id):
+        super().__init__(f"{entity} {record_id} not found")
+        self.message = Label(f"记录不存在：{entity} #{record_id}", f"No such record: {entity} #{record_id}")
+
+
+class RecordService:
+    def __init__(self, models, session, actor: Actor, *, clock=None):
+        self.models = models
+        self.meta = models.meta
+        self.session = session
+        self.actor = actor
+        self.clock = clock or dt.datetime.now
+
+    # -- reading --------------------------------------------------------
+    def get(self, entity: str, record_id) -> Any:
+        cls = self.models.cls(entity)
+        obj = self.session.get(cls, record_id) if isinstance(record_id, int) else None
+        if obj is None:
+            raise NotFound(entity, record_id)
+        return obj
+
+    # -- writing --------------------------------------------------------
+    def create(self, entity: str, data: Mapping[str, Any], *, parent_id: int | None = None) -> Any:
+        em = self.meta.entity(entity)
+        cls = self.models.cls(entity)
+        plan = self._validate(em, None, data)
+        obj = cls()
+        now = self.clock()
+        self._stamp(obj, now, created=True)
+        if parent_id is not None:
+            obj.parent_id = parent_id
+        self.session.add(obj)
+        self._apply(em, obj, plan, now)
+        return self._commit(em, obj, "create")
+
+    def update(self, entity: str, record_id: int, data: Mapping[str, Any], *,
+               expected_version: int | None) -> Any:
+        em = self.meta.entity(entity)
+        obj = self.get(entity, record_id)
+        self._check_version(em, obj, expected_version)
+        plan = self._validate(em, obj, data)
+        now = self.clock()
+        self._stamp(obj, now, created=False)
+        self._apply(em, obj, plan, now)
+        return self._commit(em, obj, "update")
+
+    def delete(self, entity: str, record_id: int, *, expected_version: int | None = None) -> None:
+        em = self.meta.entity(entity)
+        obj = self.get(entity, record_id)
+        if expected_version is not None:
+            self._check_version(em, obj, expected_version)
+        self._audit_delete(em, obj)
+        self.session.delete(obj)
+        try:
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise Conflict(Label("该记录仍被其他记录引用，不能删除",
+                                 "This record is still referenced by other records and cannot be deleted")) from None
+        except StaleDataError:
+            self.session.rollback()
+            raise self._stale(em) from None
+
+    # -- validation -----------------------------------------------------
+    def _validate(self, em: EntityMeta, obj, data) -> dict:
+        """Check the whole payload; return {field: typed value or children plan}."""
+        if not isinstance(data, Mapping):
+            raise ValidationFailed({"_": Label("请求体应为对象", "the body must be an object")})
+        errors: dict[str, Label] = {}
+        plan: dict[str, Any] = {}
+        known = {f.name for f in em.fields}
+        for key in data:
+            if key not in known and key not in SYSTEM_KEYS:
+                errors[str(key)] = Label("没有这个字段", "is not a field of this record")
+        for f in em.fields:
+            if f.type == "attachments":
+                continue
+            present = f.name in data and not (f.readonly and obj is not None)
+            if f.type == "children":
+                if present:
+                    plan[f.name] = self._validate_children(f, obj, data[f.name], errors)
+                continue
+            if present:
+                try:
+                    value = coerce_value(f, data[f.name], codelist=self._codelist(f))
+                except FieldError as exc:
+                    errors[f.name] = exc.message
+                    continue
+                plan[f.name] = value
+            elif obj is not None:
+                value = getattr(obj, f.column_name)
+            else:
+                value = self._default(f)
+                if value is not None:
+                    plan[f.name] = value
+            if f.required and value is None:
+                errors[f.name] = REQUIRED
+        if not errors:
+            self._check_database(em, obj, plan, errors)
+        if errors:
+            raise ValidationFailed(errors)
+        return plan
+
+    def _validate_children(self, f: FieldMeta, obj, rows, errors) -> list:
+        child_em = self.meta.entity(f.target)
+        if not isinstance(rows, list):
+            errors[f.name] = Label("应为列表", "must be a list")
+            return []
+        if len(rows) > MAX_CHILDREN:
+            errors[f.name] = Label(f"最多 {MAX_CHILDREN} 行", f"at most {MAX_CHILDREN} rows")
+            return []
+        existing = {c.id: c for c in getattr(obj, f.name)} if obj is not None else {}
+        planned = []
+        for i, row in enumerate(rows):
+            child = None
+            if isinstance(row, Mapping) and row.get("id") not in (None, ""):
+                rid = row.get("id")
+                rid = int(rid) if isinstance(rid, str) and rid.isdigit() else rid
+                child = existing.get(rid) if isinstance(rid, int) and not isinstance(rid, bool) else None
+                if child is None:
+                    errors[f"{f.name}.{i}.id"] = Label("不是本记录的明细行", "is not a row of this record")
+                    continue
+            try:
+                sub = self._validate(child_em, child, row)
+            except ValidationFailed as exc:
+                for key, msg in exc.errors.items():
+                    errors[f"{f.name}.{i}.{key}"] = msg
+                continue
+            planned.append((child, sub))
+        return planned
+
+    def _check_database(self, em: EntityMeta, obj, plan, errors) -> None:
+        """Uniqueness and references: checks that need the database."""
+        cls = self.models.cls(em.name)
+        for f in em.column_fields:
+            if f.name not in plan or plan[f.name] is None:
+                continue
+            value = plan[f.name]
+            if f.type == "reference":
+                target = self.models.cls(f.target)
+                if self.session.get(target, value) is None:
+                    errors[f.name] = Label(f"引用的记录不存在（#{value}）", f"refers to a record that does not exist (#{value})")
+            if f.unique:
+                col = getattr(cls, f.column_name)
+                query = sa.select(cls.id).where(col == value)
+                if obj is not None and obj.id is not None:
+                    query = query.where(cls.id != obj.id)
+                if self.session.execute(query.limit(1)).first() is not None:
+                    errors[f.name] = Label("已被其他记录使用", "is already used by another record")
+
+    def _default(self, f: FieldMeta):
+        """A declared default, typed; the loader has already checked it fits."""
+        try:
+            return coerce_value(f, f.default, codelist=self._codelist(f))
+        except FieldError:
+            return None
+
+    def _codelist(self, f: FieldMeta):
+        return self.meta.codelists.get(f.codelist) if f.codelist else None
+
+    # -- applying -------------------------------------------------------
+    def _apply(self, em: EntityMeta, obj, plan: dict, now) -> None:
+        """Assign validated values, recording each change for the audit log."""
+        changes = getattr(obj, "_danbao_changes", None)
+        if changes is None:
+            changes = []
+            obj._danbao_changes = changes
+        for f in em.fields:
+            if f.name not in plan:
+                continue
+            if f.type == "children":
+                self._apply_children(f, obj, plan[f.name], now)
+                continue
+            old = getattr(obj, f.column_name)
+            new = plan[f.name]
+            if old != new or obj.id is None:
+                changes.append((em, obj, f.name, old, new, obj.id is None))
+                setattr(obj, f.column_name, new)
+
+    def _apply_children(self, f: FieldMeta, obj, planned, now) -> None:
+        child_em = self.meta.entity(f.target)
+        child_cls = self.models.cls(f.target)
+        collection = getattr(obj, f.name)
+        keep = set()
+        for child, values in planned:
+            if child is None:
+                child = child_cls()
+                self._stamp(child, now, created=True)
+                collection.append(child)
+            else:
+                self._stamp(child, now, created=False)
+            keep.add(id(child))
+            self._apply(child_em, child, values, now)
+            obj._danbao_changes.extend(child.__dict__.pop("_danbao_changes", []))
+        for child in list(collection):
+            if id(child) not in keep:
+                self._audit_delete(child_em, child, root=obj)
+                collection.remove(child)
+
+    def _stamp(self, obj, now, *, created: bool) -> None:
+        if created:
+            obj.created_at = now
+            obj.created_by_id = self.actor.user_id
+        obj.updated_at = now
+        obj.updated_by_id = self.actor.user_id
+
+    # -- locking --------------------------------------------------------
+    def _check_version(self, em: EntityMeta, obj, expected_version) -> None:
+        if expected_version is None:
+            raise ValidationFailed({"version": Label(
+                "缺少版本号：请基于最新读取的记录修改", "is required: send the version you read")})
+        if isinstance(expected_version, str) and expected_version.isdigit():
+            expected_version = int(expected_version)
+        if expected_version != obj.version:
+            raise self._stale(em, obj)
+
+    def _stale(self, em: EntityMeta, obj=None) -> Conflict:
+        who = ""
+        if obj is not None:
+            row = self.session.execute(sa.select(self.models.system["danbao_audit"].c.username,
+                                                 self.models.system["danbao_audit"].c.at)
+                                       .where(self.models.system["danbao_audit"].c.entity == em.name,
+                                              self.models.system["danbao_audit"].c.record_id == obj.id)
+                                       .order_by(self.models.system["danbao_audit"].c.id.desc()).limit(1)).first()
+            if row is not None:
+                who = f"{row.username} @ {row.at:%Y-%m-%d %H:%M:%S}"
+        zh = "保存失败：该记录已被他人修改" + (f"（{who}）" if who else "") + "。请刷新后重新编辑，您的修改未保存。"
+        en = "Not saved: someone else changed this record" + (f" ({who})" if who else "") + \
+             ". Reload it and make your change again."
+        return Conflict(Label(zh, en))
+
+    # -- committing and auditing -----------------------------------------
+    def _commit(self, em: EntityMeta, obj, action: str):
+        try:
+            self.session.flush()
+            self._audit_changes(obj, action)
+            self.session.commit()
+        except StaleDataError:
+            self.session.rollback()
+            raise self._stale(em) from None
+        except IntegrityError as exc:
+            self.session.rollback()
+            raise self._integrity(em, exc) from None
+        return obj
+
+    def _integrity(self, em: EntityMeta, exc: IntegrityError) -> ValidationFailed | Conflict:
+        """A race the pre-checks could not see: name the field when the constraint tells it."""
+        text = str(exc.orig).lower()
+        for f in em.column_fields:
+            if f.unique and (f"uq_{em.table}_{f.column_name}" in text or f"{em.table}.{f.column_name}" in text):
+                return ValidationFailed({f.name: Label("已被其他记录使用", "is already used by another record")})
+        return Conflict(Label("保存失败：数据与其他记录冲突，请刷新后重试",
+                              "Not saved: the data conflicts with another record; reload and try again"))
+
+    def _audit_changes(self, obj, action: str) -> None:
+        table = self.models.system["danbao_audit"]
+        rows = []
+        root_em = obj.__danbao_entity__
+        for em, rec, field, old, new, is_new in obj.__dict__.pop("_danbao_changes", []):
+            rec_action = "create" if is_new else "update"
+            rows.append(self._audit_row(em, rec, root_em, obj, rec_action, field, old, new))
+        if rows:
+            self.session.execute(table.insert(), rows)
+
+    def _audit_delete(self, em: EntityMeta, obj, root=None) -> None:
+        root = root if root is not None else obj
+        rows = [self._audit_row(em, obj, root.__danbao_entity__, root, "delete", f.name, getattr(obj, f.column_name), None)
+                for f in em.column_fields if getattr(obj, f.column_name) is not None]
+        if not rows:
+            rows = [self._audit_row(em, obj, root.__danbao_entity__, root, "delete", None, None, None)]
+        self.session.execute(self.models.system["danbao_audit"].insert(), rows)
+
+    def _audit_row(self, em, rec, root_em, root, action, field, old, new) -> dict:
+        return {
+            "at": self.clock(), "user_id": self.actor.user_id, "username": self.actor.username,
+            "action": action, "entity": em.name, "record_id": rec.id,
+            "root_entity": root_em.name, "root_id": root.id,
+            "field": field, "old_value": to_text(old), "new_value": to_text(new),
+            "meta_version": self.meta.version,
+        }
+
+
+def record_to_dict(em: EntityMeta, obj, meta) -> dict:
+    """The JSON form of a record: typed values as text where JSON would lose them."""
+    out = {"id": obj.id, "version": obj.version}
+    for f in em.fields:
+        if f.type == "attachments":
+            continue
+        if f.type == "children":
+            child_em = meta.entity(f.target)
+            out[f.name] = [record_to_dict(child_em, c, meta) for c in getattr(obj, f.name)]
+            continue
+        value = getattr(obj, f.column_name)
+        if f.type in ("decimal", "money", "rate") and value is not None:
+            value = str(value)
+        elif f.type in ("date", "datetime") and value is not None:
+            value = value.isoformat()
+        out[f.name] = value
+    for key in ("created_at", "updated_at"):
+        value = getattr(obj, key)
+        out[key] = value.isoformat() if value is not None else None
+    return out
+

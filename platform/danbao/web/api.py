@@ -1,0 +1,220 @@
+"""The generated REST API: ``/api/v1/<entity>/`` for every top-level entity.
+
+One blueprint dispatches on the entity name, like the screens. Bodies are
+parsed with Decimal for numbers (no float ever touches an amount), written
+through ``RecordService`` (the same validation as the forms), and every bad
+request gets a 4xx with a message per field — never a 500. Authentication
+is FAB's: a JWT from ``POST /api/v1/security/login`` or a signed-in session.
+"""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from flask import Blueprint, current_app, g, jsonify, render_template, request
+from flask_jwt_extended import verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_login import current_user
+from jwt.exceptions import PyJWTError
+
+from danbao.engines.query import parse_list_args, run_list
+from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed, record_to_dict
+from danbao.web.access import can
+from danbao.web.i18n import current_lang
+from danbao.web.openapi import build_spec
+
+MAX_BODY = 2 * 1024 * 1024
+
+bp = Blueprint("danbao_api", __name__, url_prefix="/api/v1")
+
+
+def _runtime():
+    return current_app.extensions["danbao"]
+
+
+def _lang() -> str:
+    wanted = request.args.get("_l_") or request.headers.get("Accept-Language", "")
+    if wanted.startswith("en"):
+        return "en"
+    if wanted.startswith("zh"):
+        return "zh"
+    return current_lang()
+
+
+def _error(status: int, zh: str, en: str, **extra):
+    body = {"message": en if _lang() == "en" else zh}
+    body.update(extra)
+    return jsonify(body), status
+
+
+def _user():
+    """The authenticated user from a bearer token or the session; None if neither."""
+    if request.headers.get("Authorization"):
+        try:
+            verify_jwt_in_request()
+        except (JWTExtendedException, PyJWTError):
+            return None
+        return getattr(g, "user", None)
+    if current_user.is_authenticated:
+        return current_user
+    return None
+
+
+def _guard(entity: str, action: str):
+    """Return (EntityMeta, user) or an error response."""
+    meta = _runtime().meta
+    user = _user()
+    if user is None:
+        return None, _error(401, "未登录或令牌无效", "not authenticated: send a valid bearer token")
+    em = meta.entities.get(entity)
+    if em is None or em.is_child:
+        return None, _error(404, f"没有此实体：{entity}", f"no such entity: {entity}")
+    if not can(action, entity):
+        return None, _error(403, "您没有权限执行此操作", "you are not allowed to do this")
+    return (em, user), None
+
+
+def _service(user) -> RecordService:
+    rt = _runtime()
+    return RecordService(rt.models, rt.session, Actor(user_id=user.id, username=user.username, lang=_lang()))
+
+
+def _body():
+    """The JSON body with numbers as Decimal; (data, None) or (None, error response)."""
+    if request.content_length and request.content_length > MAX_BODY:
+        return None, _error(413, "请求体过大", "request body too large")
+    raw = request.get_data(cache=False)
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_int=int,
+                          parse_constant=lambda name: _reject_constant(name))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, _error(400, f"请求体不是有效的 JSON：{exc}", f"the body is not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        return None, _error(422, "请求体应为 JSON 对象", "the body must be a JSON object",
+                            errors={"_": "must be an object"})
+    return data, None
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not allowed")
+
+
+def _invalid(exc: ValidationFailed):
+    rt = _runtime()
+    rt.session.rollback()
+    lang = _lang()
+    return jsonify(message="数据有误" if lang == "zh" else "invalid data", errors=exc.messages(lang)), 422
+
+
+@bp.get("/<entity>/")
+def list_records(entity):
+    ok, resp = _guard(entity, "read")
+    if resp:
+        return resp
+    em, _ = ok
+    rt = _runtime()
+    allowed = tuple(f.name for f in em.column_fields)
+    lq = parse_list_args(em, request.args, rt.meta, allowed=allowed)
+    if lq.errors:
+        lang = _lang()
+        return jsonify(message="查询参数有误" if lang == "zh" else "invalid query parameters",
+                       errors={k: v.get(lang) for k, v in lq.errors.items()}), 400
+    page = run_list(rt.session, rt.models, em, lq)
+    return jsonify(count=page.total, page=page.page, page_size=page.page_size,
+                   result=[record_to_dict(em, obj, rt.meta) for obj in page.rows])
+
+
+@bp.post("/<entity>/")
+def create_record(entity):
+    ok, resp = _guard(entity, "write")
+    if resp:
+        return resp
+    em, user = ok
+    data, resp = _body()
+    if resp:
+        return resp
+    try:
+        obj = _service(user).create(entity, data)
+    except ValidationFailed as exc:
+        return _invalid(exc)
+    except Conflict as exc:
+        return _error(409, exc.message.zh, exc.message.en)
+    return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta)), 201
+
+
+@bp.get("/<entity>/<int:record_id>")
+def get_record(entity, record_id):
+    ok, resp = _guard(entity, "read")
+    if resp:
+        return resp
+    em, user = ok
+    try:
+        obj = _service(user).get(entity, record_id)
+    except NotFound as exc:
+        return _error(404, exc.message.zh, exc.message.en)
+    return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta))
+
+
+@bp.put("/<entity>/<int:record_id>")
+def update_record(entity, record_id):
+    ok, resp = _guard(entity, "write")
+    if resp:
+        return resp
+    em, user = ok
+    data, resp = _body()
+    if resp:
+        return resp
+    version = data.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        return _invalid(ValidationFailed({"version": _label("应为整数", "must be an integer")}))
+    try:
+        obj = _service(user).update(entity, record_id, data, expected_version=version)
+    except NotFound as exc:
+        return _error(404, exc.message.zh, exc.message.en)
+    except ValidationFailed as exc:
+        return _invalid(exc)
+    except Conflict as exc:
+        return _error(409, exc.message.zh, exc.message.en)
+    return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta))
+
+
+@bp.delete("/<entity>/<int:record_id>")
+def delete_record(entity, record_id):
+    ok, resp = _guard(entity, "delete")
+    if resp:
+        return resp
+    em, user = ok
+    raw = request.args.get("version")
+    if raw is not None and not raw.isdigit():
+        return _invalid(ValidationFailed({"version": _label("应为整数", "must be an integer")}))
+    try:
+        _service(user).delete(entity, record_id, expected_version=int(raw) if raw else None)
+    except NotFound as exc:
+        return _error(404, exc.message.zh, exc.message.en)
+    except Conflict as exc:
+        return _error(409, exc.message.zh, exc.message.en)
+    return jsonify(message="已删除" if _lang() == "zh" else "deleted")
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(build_spec(_runtime().meta))
+
+
+@bp.get("/docs")
+def docs():
+    return render_template("danbao/swagger.html", spec_url="/api/v1/openapi.json")
+
+
+def _label(zh, en):
+    from danbao.meta.model import Label
+    return Label(zh, en)
+
+
+def register_api(app, csrf) -> None:
+    csrf.exempt(bp)
+    app.register_blueprint(bp)
+
+    @app.errorhandler(413)
+    def too_large(_exc):
+        return _error(413, "上传内容过大", "upload too large")

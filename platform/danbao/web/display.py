@@ -1,0 +1,54 @@
+"""How typed values read on screen, in the user's language."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from danbao.meta.model import FieldMeta, Meta
+
+
+def display(meta: Meta, f: FieldMeta, obj, lang: str) -> str:
+    """The text a person reads for ``f`` on ``obj`` (never None)."""
+    if f.type == "reference":
+        target = getattr(obj, f.name, None)
+        return title_of(meta, target) if target is not None else ""
+    value = getattr(obj, f.column_name, None)
+    return format_value(meta, f, value, lang)
+
+
+def format_value(meta: Meta, f: FieldMeta, value, lang: str) -> str:
+    if value is None:
+        return ""
+    if f.type == "boolean":
+        return ("是" if value else "否") if lang == "zh" else ("Yes" if value else "No")
+    if f.type == "enum":
+        return f.option_label(value, lang)
+    if f.type == "code":
+        codelist = meta.codelists.get(f.codelist)
+        return codelist.label_of(value, lang) if codelist else str(value)
+    if f.type == "money":
+        return f"{Decimal(value):,.2f}"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def title_of(meta: Meta, obj) -> str:
+    em = obj.__danbao_entity__
+    value = getattr(obj, em.field(em.title).column_name, None)
+    return str(value) if value not in (None, "") else f"#{obj.id}"
+
+
+def input_value(f: FieldMeta, value) -> str:
+    """The value as an HTML input expects it."""
+    if value is None:
+        return ""
+    if f.type == "datetime" and isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%dT%H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,157 @@
+"""OpenAPI 3.0 description of the generated REST API, built from Meta.
+
+A pure function of Meta, so the spec always matches what the dispatcher
+accepts: the same fields, types, limits and error responses.
+"""
+from __future__ import annotations
+
+from danbao.meta.model import EntityMeta, FieldMeta, Meta, MONEY_PRECISION, MONEY_SCALE, RATE_PRECISION, RATE_SCALE
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+VALIDATION = {"$ref": "#/components/schemas/ValidationError"}
+
+
+def _decimal_pattern(f: FieldMeta) -> str:
+    if f.type == "money":
+        precision, scale = MONEY_PRECISION, MONEY_SCALE
+    elif f.type == "rate":
+        precision, scale = RATE_PRECISION, RATE_SCALE
+    else:
+        precision, scale = f.precision or 18, f.scale if f.scale is not None else 4
+    whole = precision - scale
+    return rf"^-?\d{{1,{whole}}}(\.\d{{1,{scale}}})?$" if scale else rf"^-?\d{{1,{whole}}}$"
+
+
+def field_schema(meta: Meta, f: FieldMeta, *, output: bool) -> dict:
+    t = f.type
+    if t in ("string", "text"):
+        s = {"type": "string", "maxLength": f.max_length or (255 if t == "string" else 100000)}
+        if f.min_length:
+            s["minLength"] = f.min_length
+    elif t == "integer":
+        s = {"type": "integer", "format": "int64"}
+    elif t in ("decimal", "money", "rate"):
+        s = {"type": "string", "pattern": _decimal_pattern(f), "format": "decimal"}
+    elif t == "boolean":
+        s = {"type": "boolean"}
+    elif t == "date":
+        s = {"type": "string", "format": "date"}
+    elif t == "datetime":
+        s = {"type": "string", "format": "date-time"} if not output else {"type": "string"}
+    elif t == "enum":
+        s = {"type": "string", "enum": [o.value for o in f.options]}
+    elif t == "code":
+        s = {"type": "string", "enum": [i.code for i in meta.codelists[f.codelist].items]}
+    elif t == "reference":
+        s = {"type": "integer", "minimum": 1, "description": f"id of a {f.target} record"}
+    elif t == "children":
+        child = meta.entity(f.target)
+        s = {"type": "array", "items": entity_schema(meta, child, output=output, child=True), "maxItems": 500}
+        return s
+    else:
+        raise ValueError(t)
+    if f.type in ("integer", "decimal", "money", "rate") and not output:
+        if f.min is not None:
+            s["x-minimum"] = str(f.min)
+        if f.max is not None:
+            s["x-maximum"] = str(f.max)
+    s["nullable"] = True
+    s["title"] = f.label.en
+    s["description"] = f"{f.label.zh} / {f.label.en}" + (f" — {f.help.en}" if f.help else "")
+    return s
+
+
+def entity_schema(meta: Meta, em: EntityMeta, *, output: bool, child: bool = False) -> dict:
+    props = {}
+    required = []
+    for f in em.fields:
+        if f.type == "attachments":
+            continue
+        if not output and f.readonly:
+            continue
+        props[f.name] = field_schema(meta, f, output=output)
+        if f.required and not output and f.type != "children":
+            required.append(f.name)
+    if output:
+        props["id"] = {"type": "integer"}
+        props["version"] = {"type": "integer"}
+        props["created_at"] = {"type": "string", "nullable": True}
+        props["updated_at"] = {"type": "string", "nullable": True}
+    elif child:
+        props["id"] = {"type": "integer", "nullable": True, "description": "id of an existing row to keep"}
+    schema = {"type": "object", "properties": props, "additionalProperties": False, "title": em.label.en}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _responses(ok_code: str, ok_schema: dict | None, *codes: str) -> dict:
+    texts = {"400": "bad request", "401": "not authenticated", "403": "forbidden", "404": "not found",
+             "409": "conflict: changed by someone else", "413": "body too large", "422": "invalid data"}
+    out = {ok_code: {"description": "OK", "content": {"application/json": {"schema": ok_schema or ERROR}}}}
+    for code in codes:
+        out[code] = {"description": texts[code],
+                     "content": {"application/json": {"schema": VALIDATION if code == "422" else ERROR}}}
+    return out
+
+
+def build_spec(meta: Meta) -> dict:
+    paths: dict = {}
+    schemas: dict = {
+        "Error": {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
+        "ValidationError": {"type": "object", "required": ["message"], "properties": {
+            "message": {"type": "string"},
+            "errors": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    }
+    for em in meta.entities.values():
+        if em.is_child:
+            continue
+        name = em.name
+        out_name, in_name = f"{name}", f"{name}_input"
+        schemas[out_name] = entity_schema(meta, em, output=True)
+        inp = entity_schema(meta, em, output=False)
+        schemas[in_name] = inp
+        update = dict(inp)
+        update.pop("required", None)
+        update["properties"] = dict(inp["properties"], version={"type": "integer", "description": "the version you read"})
+        update["required"] = ["version"]
+        schemas[f"{name}_update"] = update
+        one = {"type": "object", "properties": {"id": {"type": "integer"}, "result": {"$ref": f"#/components/schemas/{out_name}"}}}
+        many = {"type": "object", "properties": {
+            "count": {"type": "integer"}, "page": {"type": "integer"}, "page_size": {"type": "integer"},
+            "result": {"type": "array", "items": {"$ref": f"#/components/schemas/{out_name}"}}}}
+        tag = [em.label.en]
+        params = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                  {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                  {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}}]
+        id_param = [{"name": "record_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}]
+        paths[f"/api/v1/{name}/"] = {
+            "get": {"tags": tag, "summary": f"List {em.label.en}", "parameters": params,
+                    "responses": _responses("200", many, "400", "401", "403")},
+            "post": {"tags": tag, "summary": f"Create {em.label.en}",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"$ref": f"#/components/schemas/{in_name}"}}}},
+                     "responses": _responses("201", one, "400", "401", "403", "409", "413", "422")},
+        }
+        paths[f"/api/v1/{name}/{{record_id}}"] = {
+            "get": {"tags": tag, "summary": f"Get {em.label.en}", "parameters": id_param,
+                    "responses": _responses("200", one, "401", "403", "404")},
+            "put": {"tags": tag, "summary": f"Update {em.label.en}", "parameters": id_param,
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{name}_update"}}}},
+                    "responses": _responses("200", one, "400", "401", "403", "404", "409", "413", "422")},
+            "delete": {"tags": tag, "summary": f"Delete {em.label.en}",
+                       "parameters": id_param + [{"name": "version", "in": "query", "schema": {"type": "integer"}}],
+                       "responses": _responses("200", None, "401", "403", "404", "409", "422")},
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Danbao API", "version": meta.version,
+                 "description": "Generated from metadata. Log in with POST /api/v1/security/login "
+                                "({\"username\", \"password\", \"provider\": \"db\"}) and send the access token "
+                                "as a bearer token."},
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "security": [{"jwt": []}],
+    }

@@ -1,0 +1,238 @@
+"""The generated screens: one dispatcher view serves every entity.
+
+FAB builds a class, a blueprint and a set of routes per ModelView, which is
+what makes a 300-entity pack slow to boot. Here one ``EntityView`` answers
+``/e/<entity>/...`` for all entities and looks the entity up in Meta per
+request, so boot cost does not grow with views. Everything it does is
+delegated: the query engine lists, the record service writes, templates
+render. Permissions are checked per entity and action (see access.py).
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, send_file, url_for
+from flask_appbuilder import BaseView, expose
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from wtforms.validators import ValidationError
+
+from danbao.engines.coerce import FieldError
+from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
+from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
+from danbao.web.access import can
+from danbao.web.display import display, format_value, input_value, title_of
+from danbao.web.forms import payload_from_form
+from danbao.web.i18n import current_lang, t
+
+
+def runtime():
+    return current_app.extensions["danbao"]
+
+
+def actor() -> Actor:
+    user = g.user if getattr(g, "user", None) is not None and g.user.is_authenticated else None
+    return Actor(user_id=user.id if user else None, username=user.username if user else "anonymous",
+                 lang=current_lang())
+
+
+def service() -> RecordService:
+    rt = runtime()
+    return RecordService(rt.models, rt.session, actor())
+
+
+class EntityView(BaseView):
+    route_base = "/e"
+    default_view = "index"
+    base_permissions = []   # checked per entity, not per FAB view
+    class_permission_name = "EntityView"
+
+    # -- helpers ----------------------------------------------------------
+    def _entity(self, name: str, action: str = "read"):
+        if not current_user.is_authenticated:
+            return None, redirect(url_for(current_app.appbuilder.sm.auth_view.__class__.__name__ + ".login",
+                                          next=request.full_path))
+        meta = runtime().meta
+        if name not in meta.entities:
+            abort(404)
+        if not can(action, name):
+            flash(t("forbidden"), "danger")
+            abort(403)
+        return meta.entity(name), None
+
+    def _ctx(self, em, **kw):
+        rt = runtime()
+        lang = current_lang()
+        return dict(em=em, meta=rt.meta, lang=lang, t=t, label=lambda x: x.get(lang) if x else "",
+                    display=lambda f, obj: display(rt.meta, f, obj, lang),
+                    fmt=lambda f, v: format_value(rt.meta, f, v, lang),
+                    title_of=lambda obj: title_of(rt.meta, obj), input_value=input_value,
+                    filter_kind=filter_kind, can=can,
+                    ref_options=lambda f: lookup(rt.session, rt.models, rt.meta.entity(f.target), "", limit=1000), csrf_token=generate_csrf,
+                    base_template=current_app.appbuilder.base_template, appbuilder=current_app.appbuilder, **kw)
+
+    def _csrf(self):
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except ValidationError:
+            abort(400, description="CSRF token missing or expired: reload the page")
+
+    # -- list / show --------------------------------------------------------
+    @expose("/")
+    def index(self):
+        return redirect(current_app.appbuilder.get_url_for_index)
+
+    @expose("/<entity>/")
+    def list(self, entity):
+        em, resp = self._entity(entity)
+        if resp:
+            return resp
+        if em.is_child:
+            abort(404)
+        rt = runtime()
+        lq = parse_list_args(em, request.args, rt.meta)
+        for key, msg in lq.errors.items():
+            flash(f"{key}: {msg.get(current_lang())}", "warning")
+        page = run_list(rt.session, rt.models, em, lq)
+        return self.render_template("danbao/list.html", **self._ctx(em, page=page, lq=lq, args=request.args))
+
+    @expose("/<entity>/<int:record_id>")
+    def show(self, entity, record_id):
+        em, resp = self._entity(entity)
+        if resp:
+            return resp
+        rt = runtime()
+        try:
+            obj = service().get(entity, record_id)
+        except NotFound:
+            abort(404)
+        audit = rt.models.system["danbao_audit"]
+        history = rt.session.execute(sa.select(audit).where(
+            audit.c.root_entity == entity, audit.c.root_id == record_id).order_by(audit.c.id.desc()).limit(500)).all()
+        files = rt.store.list(rt.session, entity, record_id)
+        return self.render_template("danbao/show.html", **self._ctx(em, obj=obj, history=history, files=files))
+
+    # -- add / edit -----------------------------------------------------------
+    @expose("/<entity>/add", methods=["GET", "POST"])
+    def add(self, entity):
+        em, resp = self._entity(entity, "write")
+        if resp:
+            return resp
+        if em.is_child:
+            abort(404)
+        if request.method == "GET":
+            return self._form(em, None, {}, {})
+        self._csrf()
+        data = payload_from_form(em, request.form, runtime().meta)
+        try:
+            obj = service().create(entity, data)
+        except ValidationFailed as exc:
+            return self._form(em, None, data, exc.messages(current_lang()), status=422)
+        self._store_files(em, obj)
+        flash(t("created"), "success")
+        return redirect(url_for("EntityView.show", entity=entity, record_id=obj.id))
+
+    @expose("/<entity>/<int:record_id>/edit", methods=["GET", "POST"])
+    def edit(self, entity, record_id):
+        em, resp = self._entity(entity, "write")
+        if resp:
+            return resp
+        svc = service()
+        try:
+            obj = svc.get(entity, record_id)
+        except NotFound:
+            abort(404)
+        if request.method == "GET":
+            return self._form(em, obj, None, {})
+        self._csrf()
+        data = payload_from_form(em, request.form, runtime().meta)
+        try:
+            svc.update(entity, record_id, data, expected_version=request.form.get("version"))
+        except ValidationFailed as exc:
+            runtime().session.rollback()
+            return self._form(em, svc.get(entity, record_id), data, exc.messages(current_lang()), status=422)
+        except Conflict as exc:
+            # keep what the user typed on screen; nothing was saved
+            flash(exc.message.get(current_lang()), "danger")
+            return self._form(em, svc.get(entity, record_id), data, {}, status=409,
+                              version=request.form.get("version"))
+        self._remove_files(em, record_id)
+        self._store_files(em, obj)
+        flash(t("saved"), "success")
+        return redirect(url_for("EntityView.show", entity=entity, record_id=record_id))
+
+    def _form(self, em, obj, data, errors, status=200, version=None):
+        rt = runtime()
+        if errors:
+            flash(t("fix_errors"), "danger")
+        files = rt.store.list(rt.session, em.name, obj.id) if obj is not None else []
+        html = self.render_template("danbao/form.html", **self._ctx(
+            em, obj=obj, data=data, errors=errors, files=files,
+            version=version if version is not None else (obj.version if obj is not None else None)))
+        return html, status
+
+    def _store_files(self, em, obj):
+        rt = runtime()
+        for f in em.attachment_fields:
+            for upload in request.files.getlist(f.name):
+                if not upload or not upload.filename:
+                    continue
+                try:
+                    rt.store.add(rt.session, field=f, entity=em.name, record_id=obj.id,
+                                 filename=upload.filename, stream=upload.stream, user_id=actor().user_id)
+                    rt.session.commit()
+                except FieldError as exc:
+                    rt.session.rollback()
+                    flash(f"{f.label.get(current_lang())} · {upload.filename}: {exc.message.get(current_lang())}",
+                          "danger")
+
+    def _remove_files(self, em, record_id):
+        rt = runtime()
+        ids = {int(v) for v in request.form.getlist("remove_attachment") if v.isdigit()}
+        own = {sf.id for sf in rt.store.list(rt.session, em.name, record_id)}
+        for att_id in ids & own:
+            rt.store.remove(rt.session, att_id)
+        rt.session.commit()
+
+    # -- delete ------------------------------------------------------------------
+    @expose("/<entity>/<int:record_id>/delete", methods=["POST"])
+    def delete(self, entity, record_id):
+        em, resp = self._entity(entity, "delete")
+        if resp:
+            return resp
+        self._csrf()
+        try:
+            service().delete(entity, record_id, expected_version=request.form.get("version") or None)
+        except NotFound:
+            abort(404)
+        except (Conflict, ValidationFailed) as exc:
+            message = exc.message if isinstance(exc, Conflict) else None
+            flash(message.get(current_lang()) if message else str(exc), "danger")
+            return redirect(url_for("EntityView.show", entity=entity, record_id=record_id))
+        flash(t("deleted"), "success")
+        return redirect(url_for("EntityView.list", entity=entity))
+
+    # -- files and lookups ---------------------------------------------------------
+    @expose("/<entity>/<int:record_id>/files/<int:attachment_id>")
+    def file(self, entity, record_id, attachment_id):
+        em, resp = self._entity(entity)
+        if resp:
+            return resp
+        rt = runtime()
+        stored = rt.store.get(rt.session, entity, record_id, attachment_id)
+        if stored is None or not stored.path.exists():
+            abort(404)
+        inline = stored.previewable and request.args.get("download") is None
+        response = send_file(stored.path, mimetype=stored.content_type, as_attachment=not inline,
+                             download_name=stored.filename, conditional=True)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
+
+    @expose("/<entity>/lookup")
+    def lookup(self, entity):
+        em, resp = self._entity(entity)
+        if resp:
+            return resp
+        rt = runtime()
+        pairs = lookup(rt.session, rt.models, em, request.args.get("q", ""))
+        return jsonify(results=[{"id": i, "text": text} for i, text in pairs])
