@@ -1,0 +1,177 @@
+"""The ``danbao`` command: a Flask CLI group in the style of Superset's.
+
+    danbao demo [--port N] [--instance DIR] [--size N]
+    danbao pack validate PATH...
+    danbao db plan | danbao db upgrade [--allow-destructive]
+    danbao fab ...            (Flask-AppBuilder's own commands)
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import FlaskGroup
+
+from danbao.config import Settings
+
+
+def _settings(instance: str | None = None) -> Settings:
+    return Settings.from_env(instance)
+
+
+def _create_app(*_args, **_kwargs):
+    from danbao.app import create_app
+    return create_app(_settings())
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+def main():
+    """Danbao (担保) — metadata-driven platform for financing-guarantee companies."""
+
+
+# -- packs ---------------------------------------------------------------------
+@main.group()
+def pack():
+    """Metadata packs."""
+
+
+@pack.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
+def pack_validate(paths):
+    """Check packs (in overlay order); print every problem as file:line: CODE message."""
+    from danbao.meta.loader import validate_packs
+    errors = validate_packs([Path(p) for p in paths])
+    for error in errors:
+        click.echo(str(error))
+    if errors:
+        click.echo(f"{len(errors)} problem(s)", err=True)
+        sys.exit(1)
+    click.echo("ok: " + ", ".join(paths))
+
+
+# -- database ----------------------------------------------------------------------
+@main.group()
+def db():
+    """Database schema derived from metadata."""
+
+
+def _plan(settings):
+    import sqlalchemy as sa
+    from danbao.meta.loader import load_packs
+    from danbao.model.builder import build_models
+    from danbao.model.migrate import plan_migration
+    meta = load_packs(settings.packs)
+    models = build_models(meta)
+    engine = sa.create_engine(settings.database_url)
+    return engine, models, plan_migration(engine, models)
+
+
+def _packs_or_exit(fn):
+    """Turn pack errors and refusals into clean messages and exit codes."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from danbao.meta.loader import PackErrors
+        from danbao.model.migrate import MigrationRefused
+        try:
+            return fn(*args, **kwargs)
+        except PackErrors as exc:
+            for error in exc.errors:
+                click.echo(str(error), err=True)
+            sys.exit(1)
+        except MigrationRefused as exc:
+            click.echo(f"refused: {exc}", err=True)
+            sys.exit(2)
+    return wrapper
+
+
+@db.command("plan")
+@click.option("--instance", default=None, help="instance folder (default ./instance or DANBAO_INSTANCE)")
+@_packs_or_exit
+def db_plan(instance):
+    """Print the schema changes the current metadata implies."""
+    settings = _settings(instance)
+    _engine, _models, plan = _plan(settings)
+    if not plan.operations:
+        click.echo("no changes")
+        return
+    for op in plan.operations:
+        click.echo(f"[{op.safety}] {op.describe('en')}" + (f"  — {op.reason}" if getattr(op, "reason", None) else ""))
+
+
+@db.command("upgrade")
+@click.option("--allow-destructive", is_flag=True, help="apply drops and renames (a backup is made first)")
+@click.option("--instance", default=None)
+@_packs_or_exit
+def db_upgrade(allow_destructive, instance):
+    """Apply the planned schema changes."""
+    from danbao.model.migrate import apply_migration
+    settings = _settings(instance)
+    engine, _models, plan = _plan(settings)
+    if not plan.operations:
+        click.echo("no changes")
+        return
+    result = apply_migration(engine, plan, allow_destructive=allow_destructive, backup_dir=settings.backups_dir)
+    for op in plan.operations:
+        click.echo(f"applied: {op.describe('en')}")
+    if getattr(result, "backup", None):
+        click.echo(f"backup: {result.backup}")
+
+
+# -- demo ----------------------------------------------------------------------------
+@main.command()
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--instance", default=None, help="instance folder (default ./instance)")
+@click.option("--size", default=50, show_default=True, type=int, help="how many demo customers to generate")
+@click.option("--no-serve", is_flag=True, help="prepare the database and exit")
+def demo(port, instance, size, no_serve):
+    """Create (if absent) a SQLite demo in the instance folder and serve it on 127.0.0.1."""
+    from danbao.app import create_app
+    from danbao.demo import ensure_admin, load_demo_data
+    settings = _settings(instance)
+    if "DANBAO_DATABASE_URL" not in os.environ:
+        settings.database_url = f"sqlite:///{settings.instance_dir / 'danbao.db'}"
+    try:
+        app = create_app(settings)
+    except Exception as exc:  # pack errors or refused migrations: say what, not a traceback
+        from danbao.meta.loader import PackErrors
+        if isinstance(exc, PackErrors):
+            for error in exc.errors:
+                click.echo(str(error), err=True)
+            sys.exit(1)
+        raise
+    with app.app_context():
+        password = os.environ.get("DANBAO_ADMIN_PASSWORD")
+        generated = password is None
+        password = password or secrets.token_urlsafe(12)
+        created = ensure_admin(app, password)
+        if created and generated:
+            click.echo(f"admin password (shown once): {password}")
+            (settings.instance_dir / "admin_password.txt").unlink(missing_ok=True)
+        elif not created:
+            click.echo("admin user exists; password unchanged")
+        n = load_demo_data(app, size=size)
+        if n:
+            click.echo(f"demo data: {n} records")
+    click.echo(f"Danbao demo: http://127.0.0.1:{port}/  (user admin)  instance: {settings.instance_dir}")
+    if not no_serve:
+        app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+
+
+# -- FAB passthrough -------------------------------------------------------------------
+def _add_fab_commands():
+    try:
+        from flask_appbuilder.cli import fab
+    except ImportError:  # pragma: no cover
+        return
+    main.add_command(fab, "fab")
+
+
+_add_fab_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,132 @@
+"""Demo data: a believable set of banks and customers, written through the record service.
+
+Deterministic (seeded) so screenshots and tests see the same data; every
+record passes the same validation a user's would (valid credit codes and ID
+check digits, Chinese names and addresses).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from danbao.engines.records import Actor, RecordService
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志强海燕晓东红梅文博子轩浩然欣怡雨桐思远佳怡俊杰宇航"
+CITIES = [("320100", "南京市", "江苏省"), ("320500", "苏州市", "江苏省"), ("330100", "杭州市", "浙江省"),
+          ("330200", "宁波市", "浙江省"), ("440100", "广州市", "广东省"), ("440300", "深圳市", "广东省"),
+          ("510100", "成都市", "四川省")]
+DISTRICTS = ["高新区", "经济开发区", "工业园区", "滨江区", "江宁区", "天河区", "南山区", "武侯区", "鄞州区", "吴中区"]
+ROADS = ["人民路", "中山路", "解放路", "建设路", "长江路", "科技大道", "创业路", "新华路", "和平路", "湖滨路"]
+TRADE_WORDS = ["精密机械", "新材料", "电子科技", "环保设备", "食品", "纺织", "建设工程", "物流", "软件", "生物医药", "农业开发", "包装材料"]
+NAME_WORDS = ["恒达", "华信", "鑫源", "金泰", "宏远", "盛世", "博瑞", "瑞丰", "天成", "嘉禾", "永兴", "中科", "润泽", "信诚", "东方", "汇通"]
+INDUSTRY_BY_TRADE = {"精密机械": "C", "新材料": "C", "电子科技": "C", "环保设备": "C", "食品": "C", "纺织": "C",
+                     "建设工程": "E", "物流": "G", "软件": "I", "生物医药": "C", "农业开发": "A", "包装材料": "C"}
+BANKS = [("中国工商银行", "南京分行"), ("中国农业银行", "苏州分行"), ("中国银行", "杭州分行"), ("中国建设银行", "宁波分行"),
+         ("交通银行", "广州分行"), ("招商银行", "深圳分行"), ("江苏银行", "南京河西支行"), ("杭州银行", "科技支行")]
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def make_uscc(rng: random.Random, region: str) -> str:
+    body = "91" + region + "".join(rng.choice(USCC_ALPHABET[:10]) for _ in range(9))
+    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(body, USCC_WEIGHTS))
+    return body + USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def make_resident_id(rng: random.Random, region: str, birth: dt.date, male: bool) -> str:
+    seq = rng.randint(0, 49) * 2 + (1 if male else 0)
+    body = f"{region}{birth:%Y%m%d}{rng.randint(0, 9)}{seq:02d}"
+    total = sum(int(c) * w for c, w in zip(body, ID_WEIGHTS))
+    return body + "10X98765432"[total % 11]
+
+
+def person_name(rng: random.Random) -> str:
+    given = rng.choice(GIVEN) + (rng.choice(GIVEN) if rng.random() < 0.7 else "")
+    return rng.choice(SURNAMES) + given
+
+
+def ensure_admin(app, password: str) -> bool:
+    """Create the ``admin`` user with the Admin role if absent; True when created."""
+    sm = app.appbuilder.sm
+    if sm.find_user(username="admin") is not None:
+        return False
+    role = sm.find_role("Admin") or sm.add_role("Admin")
+    sm.add_user("admin", "系统", "管理员", "admin@danbao.local", role, password)
+    return True
+
+
+def load_demo_data(app, size: int = 50, seed: int = 20261129) -> int:
+    """Load banks and ``size`` customers unless the database already has customers."""
+    rt = app.extensions["danbao"]
+    meta = rt.meta
+    if "corporate_customer" not in meta.entities:
+        return 0
+    corp_cls = rt.models.cls("corporate_customer")
+    if rt.session.execute(sa.select(sa.func.count()).select_from(corp_cls)).scalar_one():
+        return 0
+    rng = random.Random(seed)
+    svc = RecordService(rt.models, rt.session, Actor(user_id=None, username="demo"))
+    count = 0
+    bank_ids = []
+    for name, branch in BANKS:
+        bank = svc.create("bank", {"name": f"{name}{branch}", "branch": branch,
+                                   "credit_line": Decimal(rng.randrange(5, 50)) * Decimal("100000000"),
+                                   "margin_ratio": Decimal(rng.choice(["0.100000", "0.150000", "0.200000"])),
+                                   "active": True})
+        bank_ids.append(bank.id)
+        count += 1
+    for i in range(size):
+        code, city, _prov = rng.choice(CITIES)
+        trade = rng.choice(TRADE_WORDS)
+        word = rng.choice(NAME_WORDS)
+        company = f"{city[:-1]}{word}{trade}有限公司" if i % 3 else f"{city[:-1]}{word}{trade}股份有限公司"
+        legal = person_name(rng)
+        capital = Decimal(rng.choice([100, 200, 300, 500, 800, 1000, 2000, 5000]))
+        employees = rng.randint(8, 600)
+        established = dt.date(rng.randint(1998, 2022), rng.randint(1, 12), rng.randint(1, 28))
+        shareholders = [{"name": legal, "holder_type": "person", "subscribed_capital": str(capital * Decimal("0.6")),
+                         "paid_in_capital": str(capital * Decimal("0.6")), "share_ratio": "0.600000"},
+                        {"name": person_name(rng), "holder_type": "person", "subscribed_capital": str(capital * Decimal("0.4")),
+                         "paid_in_capital": str(capital * Decimal("0.3")), "share_ratio": "0.400000"}]
+        birth = dt.date(rng.randint(1962, 1990), rng.randint(1, 12), rng.randint(1, 28))
+        key_persons = [{"name": legal, "role": "legal_rep", "phone": f"13{rng.randint(0, 9)}{rng.randint(10000000, 99999999)}",
+                        "id_no": make_resident_id(rng, code, birth, True), "years_in_trade": rng.randint(3, 30)}]
+        customer = {
+            "name": company, "uscc": make_uscc(rng, code), "company_type": "jsc" if "股份" in company else "llc",
+            "legal_rep": legal, "registered_capital": str(capital), "paid_in_capital": str(capital * Decimal("0.9")),
+            "established_on": established.isoformat(), "region": code,
+            "registered_address": f"{city}{rng.choice(DISTRICTS)}{rng.choice(ROADS)}{rng.randint(1, 999)}号",
+            "business_scope": f"{trade}产品的研发、生产与销售；货物进出口。", "industry": INDUSTRY_BY_TRADE[trade],
+            "employees": employees,
+            "enterprise_size": "micro" if employees < 20 else ("small" if employees < 300 else "medium"),
+            "tax_grade": rng.choice("AABBM"), "annual_tax": str(Decimal(rng.randint(5, 900)) * 10000),
+            "high_tech": rng.random() < 0.3, "debt_ratio": f"{rng.uniform(25, 85):.2f}",
+            "basic_bank": rng.choice(bank_ids), "contact_phone": f"0{rng.randint(20, 29)}-{rng.randint(60000000, 89999999)}",
+            "shareholders": shareholders, "key_persons": key_persons,
+        }
+        svc.create("corporate_customer", customer)
+        count += 1 + len(shareholders) + len(key_persons)
+        male = rng.random() < 0.6
+        ibirth = dt.date(rng.randint(1965, 1998), rng.randint(1, 12), rng.randint(1, 28))
+        icode = rng.choice(CITIES)[0]
+        married = rng.random() < 0.7
+        family = [{"relation": "spouse", "name": person_name(rng), "employer": f"{rng.choice(NAME_WORDS)}商贸有限公司",
+                   "monthly_income": str(Decimal(rng.randint(30, 200)) * 100)}] if married else []
+        svc.create("individual_customer", {
+            "name": person_name(rng), "sex": "M" if male else "F", "id_type": "resident_id",
+            "id_no": make_resident_id(rng, icode, ibirth, male), "birth_date": ibirth.isoformat(),
+            "marital_status": "married" if married else "single",
+            "mobile": f"1{rng.choice('3589')}{rng.randint(0, 9)}{rng.randint(10000000, 99999999)}", "region": icode,
+            "address": f"{dict((c[0], c[1]) for c in CITIES)[icode]}{rng.choice(DISTRICTS)}{rng.choice(ROADS)}{rng.randint(1, 300)}号",
+            "housing": rng.choice(["owned", "mortgaged", "rented"]),
+            "annual_income": str(Decimal(rng.randint(8, 120)) * 10000),
+            "total_debt": str(Decimal(rng.randint(0, 80)) * 10000), "family_members": family,
+        })
+        count += 1 + len(family)
+    return count
