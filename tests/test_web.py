@@ -1,0 +1,228 @@
+"""Screens and REST API through the Flask test client, on the core pack."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from webfixtures import add_user, csrf_from, jwt, login, make_app
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = make_app(database_url, tmp_path / "instance")
+    add_user(app, "pm", "project_manager")
+    add_user(app, "risk", "risk_officer")
+    add_user(app, "aud", "auditor")
+    yield app
+    with app.app_context():
+        app.extensions["danbao"].db.session.remove()
+        app.extensions["danbao"].db.engine.dispose()
+
+
+def uscc(seed=1):
+    import random
+    from danbao.demo import make_uscc
+    return make_uscc(random.Random(seed), "320100")
+
+
+def corp_payload(**kw):
+    data = {"name": "南京恒达精密机械有限公司", "uscc": uscc(), "registered_capital": "500.00",
+            "industry": "C", "enterprise_size": "small", "established_on": "2015-06-01"}
+    data.update(kw)
+    return data
+
+
+def test_rest_crud_with_jwt(app):
+    c = app.test_client()
+    h = jwt(c, "pm")
+    resp = c.post("/api/v1/corporate_customer/", json=corp_payload(
+        shareholders=[{"name": "张伟", "holder_type": "person", "share_ratio": "0.6"}]), headers=h)
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    rid = body["id"]
+    assert body["result"]["registered_capital"] == "500.00"
+    assert body["result"]["shareholders"][0]["share_ratio"] == "0.600000"
+    got = c.get(f"/api/v1/corporate_customer/{rid}", headers=h).get_json()["result"]
+    assert got["name"] == "南京恒达精密机械有限公司"
+    resp = c.put(f"/api/v1/corporate_customer/{rid}", json={"employees": 42, "version": got["version"]}, headers=h)
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["result"]["employees"] == 42
+    listed = c.get("/api/v1/corporate_customer/?q=恒达", headers=h).get_json()
+    assert listed["count"] == 1
+    # project managers may not delete; risk officers may
+    assert c.delete(f"/api/v1/corporate_customer/{rid}", headers=h).status_code == 403
+    hr = jwt(c, "risk")
+    assert c.delete(f"/api/v1/corporate_customer/{rid}", headers=hr).status_code == 200
+    assert c.get(f"/api/v1/corporate_customer/{rid}", headers=hr).status_code == 404
+
+
+@pytest.mark.parametrize("payload,field", [
+    ({"enterprise_size": True}, "enterprise_size"),
+    ({"basic_bank": {}}, "basic_bank"),
+    ({"basic_bank": 999999}, "basic_bank"),
+    ({"registered_capital": 1e125}, "registered_capital"),
+    ({"registered_capital": "1e125"}, "registered_capital"),
+    ({"uscc": "91320100MA1XYZ0K4Z"}, "uscc"),
+    ({"employees": "many"}, "employees"),
+    ({"established_on": "2023-02-30"}, "established_on"),
+    ({"no_such_field": 1}, "no_such_field"),
+    ({"name": None}, "name"),
+])
+def test_rest_bad_payloads_get_field_messages(app, payload, field):
+    c = app.test_client()
+    h = jwt(c, "pm")
+    resp = c.post("/api/v1/corporate_customer/", json=corp_payload(**payload), headers=h)
+    assert resp.status_code == 422, resp.data
+    assert field in resp.get_json()["errors"]
+
+
+def test_rest_unique_and_language(app):
+    c = app.test_client()
+    h = jwt(c, "pm")
+    assert c.post("/api/v1/corporate_customer/", json=corp_payload(), headers=h).status_code == 201
+    resp = c.post("/api/v1/corporate_customer/", json=corp_payload(), headers={**h, "Accept-Language": "en"})
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"]["uscc"] == "is already used by another record"
+    resp = c.post("/api/v1/corporate_customer/", json=corp_payload(), headers={**h, "Accept-Language": "zh-CN"})
+    assert resp.get_json()["errors"]["uscc"] == "已被其他记录使用"
+
+
+def test_rest_conflict_on_stale_version(app):
+    c = app.test_client()
+    h = jwt(c, "pm")
+    rid = c.post("/api/v1/corporate_customer/", json=corp_payload(), headers=h).get_json()["id"]
+    v = c.get(f"/api/v1/corporate_customer/{rid}", headers=h).get_json()["result"]["version"]
+    assert c.put(f"/api/v1/corporate_customer/{rid}", json={"employees": 1, "version": v}, headers=h).status_code == 200
+    resp = c.put(f"/api/v1/corporate_customer/{rid}", json={"employees": 2, "version": v}, headers=h)
+    assert resp.status_code == 409
+    assert c.get(f"/api/v1/corporate_customer/{rid}", headers=h).get_json()["result"]["employees"] == 1
+
+
+def test_rest_needs_auth_and_rights(app):
+    c = app.test_client()
+    assert c.get("/api/v1/corporate_customer/").status_code == 401
+    assert c.get("/api/v1/corporate_customer/", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    h = jwt(c, "aud")
+    assert c.get("/api/v1/corporate_customer/", headers=h).status_code == 200
+    assert c.post("/api/v1/corporate_customer/", json=corp_payload(), headers=h).status_code == 403
+    assert c.get("/api/v1/shareholder/", headers=h).status_code == 404
+    assert c.post("/api/v1/corporate_customer/", data="{not json", headers={**jwt(c, "pm"), "Content-Type": "application/json"}).status_code == 400
+
+
+def test_openapi_lists_every_top_level_entity(app):
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert "/api/v1/corporate_customer/" in spec["paths"]
+    assert "/api/v1/shareholder/" not in spec["paths"]
+    props = spec["components"]["schemas"]["corporate_customer_input"]["properties"]
+    assert props["enterprise_size"]["enum"] == ["large", "medium", "small", "micro"]
+
+
+def test_form_create_with_child_rows_then_search(app):
+    c = login(app.test_client(), "pm")
+    page = c.get("/e/corporate_customer/add")
+    assert page.status_code == 200 and "统一社会信用代码" in page.get_data(as_text=True)
+    form = {"name": "苏州博瑞新材料有限公司", "uscc": uscc(2), "industry": "C", "registered_capital": "1,000",
+            "high_tech": ["false", "true"],
+            "shareholders-0-name": "李娜", "shareholders-0-holder_type": "person", "shareholders-0-share_ratio": "1",
+            "shareholders-1-name": "", "shareholders-1-holder_type": "", "shareholders-1-share_ratio": ""}
+    resp = c.post("/e/corporate_customer/add", data=form)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
+    show = c.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "李娜" in show and "1,000.00" in show and "修改记录" in show
+    listing = c.get("/e/corporate_customer/?q=博瑞").get_data(as_text=True)
+    assert "苏州博瑞新材料有限公司" in listing
+
+
+def test_form_errors_next_to_fields_in_user_language(app):
+    c = login(app.test_client(), "pm")
+    resp = c.post("/e/corporate_customer/add", data={"name": "", "uscc": "123", "employees": "-5",
+                                                     "shareholders-0-name": "王芳", "shareholders-0-holder_type": "nope"})
+    assert resp.status_code == 422
+    html = resp.get_data(as_text=True)
+    errors = dict(re.findall(r'data-error-for="([^"]+)">([^<]+)<', html))
+    assert errors["name"] == "必填"
+    assert "uscc" in errors and "employees" in errors
+    assert "shareholders-0-holder_type" in errors
+    assert "Traceback" not in html
+    c.get("/lang/en")
+    resp = c.post("/e/corporate_customer/add", data={"name": ""})
+    errors = dict(re.findall(r'data-error-for="([^"]+)">([^<]+)<', resp.get_data(as_text=True)))
+    assert errors["name"] == "is required"
+
+
+def test_form_edit_conflict_keeps_user_input(app):
+    c1 = login(app.test_client(), "pm")
+    c2 = login(app.test_client(), "risk")
+    resp = c1.post("/e/corporate_customer/add", data={"name": "杭州天成软件有限公司", "uscc": uscc(3)})
+    rid = int(resp.headers["Location"].rstrip("/").split("/")[-1])
+    html1 = c1.get(f"/e/corporate_customer/{rid}/edit").get_data(as_text=True)
+    html2 = c2.get(f"/e/corporate_customer/{rid}/edit").get_data(as_text=True)
+    v1 = re.search(r'name="version" value="(\d+)"', html1).group(1)
+    v2 = re.search(r'name="version" value="(\d+)"', html2).group(1)
+    assert c1.post(f"/e/corporate_customer/{rid}/edit", data={"version": v1, "name": "杭州天成软件股份有限公司", "uscc": uscc(3)}).status_code == 302
+    resp = c2.post(f"/e/corporate_customer/{rid}/edit", data={"version": v2, "name": "杭州天成科技", "uscc": uscc(3)})
+    assert resp.status_code == 409
+    html = resp.get_data(as_text=True)
+    assert "已被他人修改" in html and 'value="杭州天成科技"' in html
+    show = c1.get(f"/e/corporate_customer/{rid}").get_data(as_text=True)
+    assert "杭州天成软件股份有限公司" in show
+
+
+def test_permission_denied_for_role_without_rights(app):
+    c = login(app.test_client(), "aud")
+    assert c.get("/e/corporate_customer/").status_code == 200
+    assert c.get("/e/corporate_customer/add").status_code == 403
+    assert c.post("/e/corporate_customer/add", data={"name": "x"}).status_code == 403
+
+
+def test_audit_log_records_field_changes(app):
+    c = app.test_client()
+    h = jwt(c, "pm")
+    rid = c.post("/api/v1/corporate_customer/", json=corp_payload(), headers=h).get_json()["id"]
+    v = c.get(f"/api/v1/corporate_customer/{rid}", headers=h).get_json()["result"]["version"]
+    c.put(f"/api/v1/corporate_customer/{rid}", json={"registered_capital": "750", "version": v}, headers=h)
+    import sqlalchemy as sa
+    with app.app_context():
+        rt = app.extensions["danbao"]
+        audit = rt.models.system["danbao_audit"]
+        rows = rt.session.execute(sa.select(audit).where(audit.c.record_id == rid, audit.c.entity == "corporate_customer",
+                                                         audit.c.field == "registered_capital")
+                                  .order_by(audit.c.id)).all()
+    assert [(r.action, r.old_value, r.new_value) for r in rows] == [("create", None, "500.00"), ("update", "500.00", "750.00")]
+    assert rows[-1].username == "pm" and rows[-1].meta_version.startswith("core@")
+    page = login(app.test_client(), "pm").get(f"/e/corporate_customer/{rid}").get_data(as_text=True)
+    assert "750.00" in page and "500.00" in page
+
+
+def test_attachment_upload_preview_and_refusal(app):
+    import io
+    c = login(app.test_client(), "pm")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    resp = c.post("/e/corporate_customer/add", data={
+        "name": "宁波永兴物流有限公司", "uscc": uscc(4),
+        "documents": [(io.BytesIO(png), "licence.png"), (io.BytesIO(b"<html>evil</html>"), "page.html"),
+                      (io.BytesIO(b"MZ\x90\x00"), "fake.pdf")]}, content_type="multipart/form-data")
+    assert resp.status_code == 302
+    show = c.get(resp.headers["Location"], follow_redirects=True).get_data(as_text=True)
+    # the refusals were flashed with their reasons; the good file is stored
+    assert "不支持的文件类型：.html" in show and "文件内容与扩展名不符" in show
+    assert "licence.png" in show
+    show = c.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "page.html" not in show and "fake.pdf" not in show
+    href = re.search(r'src="(/e/corporate_customer/\d+/files/\d+)"', show).group(1)
+    got = c.get(href)
+    assert got.status_code == 200 and got.data == png and got.mimetype == "image/png"
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_language_switch_and_chinese_default(app):
+    c = login(app.test_client(), "pm")
+    assert "对公客户" in c.get("/e/corporate_customer/").get_data(as_text=True)
+    c.get("/lang/en")
+    assert "Corporate customer" in c.get("/e/corporate_customer/").get_data(as_text=True)
+
+
+def test_platform_module_not_shadowed():
+    import platform
+    assert platform.system()
