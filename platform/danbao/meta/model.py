@@ -154,6 +154,7 @@ class EntityMeta:
     icon: str = "fa-table"
     renamed_from: str | None = None
     source: Source | None = None
+    overlays: tuple[Source, ...] = ()            # the extend: declarations applied, in order
 
     @property
     def table(self) -> str:
@@ -228,6 +229,7 @@ class PackInfo:
     version: str
     path: str
     requires: tuple[str, ...] = ()
+    label: Label | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,139 @@
+"""Freeze checked drafts into the immutable Meta dataclasses, filling defaults.
+
+Runs only when the packs have no errors, so it may rely on every name and
+value being valid; it decides nothing the cross-checks have not checked.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from types import MappingProxyType
+
+from danbao.meta import defaults
+from danbao.meta.model import (CodeItem, CodeListMeta, EntityMeta, FieldMeta, IndexMeta, Label,
+                               ListMeta, MenuMeta, Option, RoleMeta, SectionMeta)
+from danbao.meta.overlay import EntityDraft, Layered, Merged
+
+ACTIONS = ("read", "write", "delete")
+
+
+def label(value) -> Label | None:
+    return None if value is None else Label(zh=value["zh"], en=value["en"])
+
+
+def build_field(f: Layered, codelists: dict[str, CodeListMeta]) -> FieldMeta:
+    ftype = f.get("type")
+    precision, scale = defaults.precision_scale(ftype, f.get("precision"), f.get("scale"))
+    default = f.get("default")
+    if default is not None:
+        codelist = codelists.get(f.get("codelist"))
+        codes = {item.code for item in codelist.items} if codelist else None
+        default = defaults.typed_default(ftype, default, f, codes)
+    return FieldMeta(
+        name=f.get("name"),
+        type=ftype,
+        label=label(f.get("label")),
+        help=label(f.get("help")),
+        required=bool(f.get("required", False)),
+        unique=bool(f.get("unique", False)),
+        index=bool(f.get("index", False)),
+        min=_decimal(f.get("min")),
+        max=_decimal(f.get("max")),
+        min_length=f.get("min_length"),
+        max_length=f.get("max_length"),
+        pattern=f.get("pattern"),
+        check=f.get("check"),
+        precision=precision,
+        scale=scale,
+        options=tuple(Option(value=o["value"], label=label(o["label"])) for o in f.get("options") or ()),
+        codelist=f.get("codelist"),
+        target=f.get("target"),
+        accept=tuple(f.get("accept") or ()),
+        max_size_mb=f.get("max_size_mb"),
+        max_files=f.get("max_files"),
+        default=default,
+        readonly=bool(f.get("readonly", False)),
+        renamed_from=f.get("renamed_from"),
+        source=f.at,
+    )
+
+
+def _decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def build_entity(e: EntityDraft, codelists, permissions: dict[str, tuple[str, ...]]) -> EntityMeta:
+    fields = tuple(build_field(f, codelists) for f in e.fields.values())
+    title = e.head.get("title") or defaults.default_title(e.fields)
+    entity_label = label(e.head.get("label"))
+    if e.sections_declared:
+        sections = tuple(
+            SectionMeta(key=key, label=label(s.head.get("label")), fields=tuple(n for n, _ in s.fields))
+            for key, s in e.sections.items())
+    else:
+        sections = (SectionMeta(key=defaults.DEFAULT_SECTION, label=entity_label,
+                                fields=tuple(f.name for f in fields)),)
+    lst = e.list
+    list_meta = ListMeta(
+        columns=tuple(lst.get("columns") or defaults.default_columns(e.fields, title)),
+        filters=tuple(lst.get("filters") or ()),
+        search=tuple(lst.get("search") or ()),
+        order_by=lst.get("order_by", defaults.ORDER_BY),
+        page_size=lst.get("page_size", defaults.PAGE_SIZE),
+    )
+    indexes = tuple(IndexMeta(fields=tuple(node["fields"]), unique=bool(node.get("unique", False)))
+                    for node, _ in e.indexes)
+    return EntityMeta(
+        name=e.name,
+        label=entity_label,
+        title=title,
+        fields=fields,
+        sections=sections,
+        list=list_meta,
+        permissions=MappingProxyType(dict(permissions)),
+        indexes=indexes,
+        parent=e.head.get("parent"),
+        menu=e.head.get("menu"),
+        icon=e.head.get("icon", "fa-table"),
+        renamed_from=e.head.get("renamed_from"),
+        source=e.head.at,
+        overlays=tuple(e.overlays),
+    )
+
+
+def resolve_permissions(entities: dict[str, EntityDraft]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Declared permissions per entity; a child takes each action it leaves
+    undeclared from its parent (recursively), a top-level entity grants it to
+    no role (only Admin)."""
+    resolved: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    def of(name: str) -> dict[str, tuple[str, ...]]:
+        if name not in resolved:
+            e = entities[name]
+            inherited = of(e.head.get("parent")) if e.head.get("parent") else {}
+            declared = e.permissions.values if e.permissions is not None else {}
+            resolved[name] = {a: tuple(declared[a]) if a in declared else inherited.get(a, ())
+                              for a in ACTIONS}
+        return resolved[name]
+
+    for name in entities:
+        of(name)
+    return resolved
+
+
+def build_codelist(name: str, layer: Layered) -> CodeListMeta:
+    items = tuple(CodeItem(code=i["code"], label=label(i["label"]), parent=i.get("parent"))
+                  for i in layer.get("items") or ())
+    return CodeListMeta(name=name, label=label(layer.get("label")), items=items)
+
+
+def build(merged: Merged):
+    """Return ``(entities, codelists, roles, menus)`` as name -> frozen meta."""
+    codelists = {n: build_codelist(n, layer) for n, layer in merged.codelists.items()}
+    roles = {n: RoleMeta(name=n, label=label(layer.get("label"))) for n, layer in merged.roles.items()}
+    menus = {n: MenuMeta(key=n, label=label(layer.get("label")), icon=layer.get("icon", "fa-folder"),
+                         order=layer.get("order", 100))
+             for n, layer in merged.menus.items()}
+    permissions = resolve_permissions(merged.entities)
+    entities = {n: build_entity(e, codelists, permissions[n]) for n, e in merged.entities.items()}
+    return entities, codelists, roles, menus
+
