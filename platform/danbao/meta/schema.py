@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from decimal import Decimal
 from importlib import resources
 
@@ -34,12 +35,44 @@ def load_schema(kind: str) -> dict:
 
 @functools.cache
 def _validator(kind: str) -> Draft202012Validator:
-    return Draft202012Validator(load_schema(kind))
+    return Draft202012Validator(inline_refs(load_schema(kind)))
+
+
+@functools.cache
+def _is_valid(kind: str):
+    return compile_predicate(inline_refs(load_schema(kind)))
+
+
+def inline_refs(schema: dict) -> dict:
+    """The schema with every local ``$ref`` replaced by its target.
+
+    The shipped files keep ``$defs`` for readability; validating against the
+    inlined copy spares jsonschema a reference lookup per node, which is most
+    of its time on a large pack. Siblings of a ``$ref`` (``required``) are
+    kept beside the inlined keywords; the schemas have no recursion.
+    """
+    defs = schema.get("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                target = walk(defs[ref[len("#/$defs/"):]])
+                siblings = {k: walk(v) for k, v in node.items() if k != "$ref"}
+                return {**target, **siblings}
+            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
 
 
 def check(doc, kind: str, file: str) -> tuple[object, list[PackError]]:
     """Validate ``doc``; return the pruned document (None if nothing usable is
     left) and the errors."""
+    if _is_valid(kind)(doc):
+        return doc, []
     errors: list[PackError] = []
     prune: list[tuple] = []
     seen_required: set = set()
@@ -65,6 +98,134 @@ def check(doc, kind: str, file: str) -> tuple[object, list[PackError]]:
     for path in sorted(prune, key=_path_key, reverse=True):
         _remove(doc, path)
     return doc, errors
+
+
+# -- a fast yes/no answer ----------------------------------------------------
+# Most files are valid; jsonschema then only has to confirm it, and that is
+# most of the load time of a large pack. compile_predicate turns the (inlined)
+# schema into nested closures that answer "certainly valid?" several times
+# faster. It is conservative: when it says no, or meets anything it is unsure
+# of, jsonschema runs and has the last word, so messages always come from it.
+
+_TYPE_TESTS = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, Decimal)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+_IGNORED = frozenset({"$schema", "$id", "title", "description", "$comment"})
+
+
+def compile_predicate(node: dict):
+    """A function ``value -> bool`` that is True only if ``node`` accepts value.
+
+    Knows the keywords Danbao's schemas use; any other keyword is a
+    programming error caught by the tests (KeyError at compile time).
+    """
+    tests = []
+    for key, arg in node.items():
+        if key in _IGNORED or key in ("then", "else"):
+            continue
+        tests.append(_KEYWORDS[key](arg, node))
+    tests = tuple(tests)
+
+    def valid(value) -> bool:
+        for test in tests:
+            if not test(value):
+                return False
+        return True
+    return valid
+
+
+def _k_type(arg, _):
+    checks = tuple(_TYPE_TESTS[t] for t in ([arg] if isinstance(arg, str) else arg))
+    return lambda v: any(c(v) for c in checks)
+
+
+def _k_properties(arg, _):
+    subs = {k: compile_predicate(s) for k, s in arg.items()}
+
+    def test(v):
+        if not isinstance(v, dict):
+            return True
+        for key, sub in subs.items():
+            if key in v and not sub(v[key]):
+                return False
+        return True
+    return test
+
+
+def _k_additional(arg, node):
+    if arg is not False:
+        raise KeyError("additionalProperties other than false")
+    known = frozenset(node.get("properties", ()))
+    return lambda v: not isinstance(v, dict) or all(k in known for k in v)
+
+
+def _k_required(arg, _):
+    return lambda v: not isinstance(v, dict) or all(k in v for k in arg)
+
+
+def _k_enum(arg, _):
+    if not all(isinstance(a, str) for a in arg):
+        raise KeyError("enum of non-text values")
+    allowed = frozenset(arg)
+    return lambda v: isinstance(v, str) and v in allowed
+
+
+def _k_items(arg, _):
+    sub = compile_predicate(arg)
+    return lambda v: not isinstance(v, list) or all(sub(i) for i in v)
+
+
+def _k_if(arg, node):
+    cond = compile_predicate(arg)
+    then = compile_predicate(node.get("then", {}))
+    other = compile_predicate(node.get("else", {}))
+    return lambda v: then(v) if cond(v) else other(v)
+
+
+def _k_pattern(arg, _):
+    regexp = re.compile(arg)
+    return lambda v: not isinstance(v, str) or regexp.search(v) is not None
+
+
+def _k_unique(arg, _):
+    def test(v):
+        if not arg or not isinstance(v, list):
+            return True
+        if not all(isinstance(i, str) for i in v):
+            return False   # let jsonschema decide
+        return len(set(v)) == len(v)
+    return test
+
+
+def _number_bound(compare):
+    def make(arg, _):
+        return lambda v: not _TYPE_TESTS["number"](v) or compare(v, arg)
+    return make
+
+
+_KEYWORDS = {
+    "type": _k_type,
+    "properties": _k_properties,
+    "additionalProperties": _k_additional,
+    "required": _k_required,
+    "enum": _k_enum,
+    "items": _k_items,
+    "if": _k_if,
+    "pattern": _k_pattern,
+    "uniqueItems": _k_unique,
+    "minLength": lambda a, _: lambda v: not isinstance(v, str) or len(v) >= a,
+    "maxLength": lambda a, _: lambda v: not isinstance(v, str) or len(v) <= a,
+    "minItems": lambda a, _: lambda v: not isinstance(v, list) or len(v) >= a,
+    "minProperties": lambda a, _: lambda v: not isinstance(v, dict) or len(v) >= a,
+    "minimum": _number_bound(lambda v, a: v >= a),
+    "maximum": _number_bound(lambda v, a: v <= a),
+}
 
 
 def format_path(path) -> str:
