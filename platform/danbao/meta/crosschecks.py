@@ -48,6 +48,10 @@ ALLOWED_KEYS = {
 #: The key each type cannot do without (DB230).
 NEEDED_KEY = {"enum": "options", "code": "codelist", "reference": "target", "children": "target"}
 
+#: Keys whose change can make a valid default invalid.
+_DEFAULT_DEPENDS = ("type", "options", "codelist", "min", "max", "min_length", "max_length",
+                    "pattern", "check", "precision", "scale")
+
 #: Codes whose errors say "unknown name X": when some file could not be read,
 #: X may well be declared there, so these are held back as likely noise.
 RESOLUTION_CODES = frozenset({"DB214", "DB220", "DB222", "DB224", "DB225", "DB226"})
@@ -139,13 +143,14 @@ class CrossChecker:
         if parent not in self.m.entities:
             self.error(src, "DB222", f"parent '{parent}' is not a declared entity")
             return
-        seen, current = {e.name}, parent
+        chain, current = [e.name], parent
         while current is not None and current in self.m.entities:
-            if current in seen:
-                self.error(src, "DB223", f"parent chain of '{e.name}' loops back "
-                                         f"(through '{current}')")
+            chain.append(current)
+            if current == e.name:
+                self.error(src, "DB223", f"the parent chain loops: {' -> '.join(chain)}")
                 return
-            seen.add(current)
+            if current in chain[:-1]:
+                return   # a loop further up; reported at the entities in it
             current = self.m.entities[current].head.get("parent")
 
     # -- fields ---------------------------------------------------------------
@@ -159,11 +164,11 @@ class CrossChecker:
         allowed = ALLOWED_KEYS[ftype]
         for key in f.values:
             if key not in allowed:
-                self.error(f.src(key), "DB231", f"field '{name}': {ftype} fields take no '{key}' "
+                self.error(f.newest(key, "type"), "DB231", f"field '{name}': {ftype} fields take no '{key}' "
                                                 f"(it applies to: {_types_taking(key)})")
         needed = NEEDED_KEY.get(ftype)
         if needed and not f.get(needed):
-            self.error(f.src("type"), "DB230", f"field '{name}': a {ftype} field needs '{needed}'")
+            self.error(f.newest("type", needed), "DB230", f"field '{name}': {_a(ftype)} field needs '{needed}'")
         if ftype == "enum":
             self._options(name, f)
         if ftype == "code" and f.get("codelist") and f.get("codelist") not in self.m.codelists:
@@ -212,34 +217,36 @@ class CrossChecker:
                 if key in f:
                     reason = defaults.number_fits(ftype, f.get(key), f.get("precision"), f.get("scale"))
                     if reason:
-                        self.error(f.src(key), "DB235", f"field '{name}': {key} {f.get(key)} {reason}")
+                        self.error(f.newest(key, "type", "precision", "scale"), "DB235",
+                                   f"field '{name}': {key} {f.get(key)} {reason}")
             low, high = f.get("min"), f.get("max")
             if isinstance(low, (int, Decimal)) and isinstance(high, (int, Decimal)) and low > high:
-                self.error(f.src("min"), "DB232", f"field '{name}': min {low} is more than max {high}")
+                self.error(f.newest("min", "max"), "DB232", f"field '{name}': min {low} is more than max {high}")
         if "min_length" in allowed:
             low, high = f.get("min_length"), f.get("max_length")
             if isinstance(low, int) and isinstance(high, int) and low > high:
-                self.error(f.src("min_length"), "DB232",
+                self.error(f.newest("min_length", "max_length"), "DB232",
                            f"field '{name}': min_length {low} is more than max_length {high}")
         precision, scale = f.get("precision"), f.get("scale")
         if "scale" in allowed and isinstance(precision, int) and isinstance(scale, int) and scale > precision:
-            self.error(f.src("scale"), "DB232", f"field '{name}': scale {scale} is more than "
+            self.error(f.newest("scale", "precision"), "DB232", f"field '{name}': scale {scale} is more than "
                                                 f"precision {precision}")
         fixed = {"money": MONEY_SCALE, "rate": RATE_SCALE}.get(ftype)
         if fixed is not None and isinstance(precision, int) and precision <= fixed:
-            self.error(f.src("precision"), "DB232", f"field '{name}': a {ftype} field keeps {fixed} "
+            self.error(f.newest("precision", "type"), "DB232", f"field '{name}': {_a(ftype)} field keeps {fixed} "
                                                     f"decimal places, so precision must exceed {fixed}")
 
     def _default(self, name: str, f: Layered, ftype: str) -> None:
+        src = f.newest("default", *_DEFAULT_DEPENDS)
         try:
             defaults.typed_default(ftype, f.get("default"), f, self.codes.get(f.get("codelist")))
         except ValueError as exc:
-            self.error(f.src("default"), "DB235", f"field '{name}': default {f.get('default')!r} {exc}")
+            self.error(src, "DB235", f"field '{name}': default {_show(f.get('default'))} {exc}")
             return
         value = f.get("default")
         if ftype == "string" and f.get("check") in NAMED_CHECKS:
             if not NAMED_CHECKS[f.get("check")][0](value):
-                self.error(f.src("default"), "DB235", f"field '{name}': default {value!r} fails "
+                self.error(src, "DB235", f"field '{name}': default {_show(value)} fails "
                                                       f"check '{f.get('check')}'")
         if ftype in defaults.TEXT_TYPES and isinstance(f.get("pattern"), str):
             try:
@@ -247,7 +254,7 @@ class CrossChecker:
             except (re.error, RecursionError, OverflowError):
                 return  # the bad pattern is its own error
             if not matches:
-                self.error(f.src("default"), "DB235", f"field '{name}': default {value!r} does not "
+                self.error(src, "DB235", f"field '{name}': default {_show(value)} does not "
                                                       "match the pattern")
 
     def _reference_columns(self, e: EntityDraft) -> None:
@@ -270,7 +277,7 @@ class CrossChecker:
         if f is None:
             self.error(src, code, f"{where}: '{name}' is not a field of '{e.name}'")
         elif f.get("type") in FIELD_TYPES and f.get("type") not in types:
-            self.error(src, code, f"{where}: '{name}' is a {f.get('type')} field; "
+            self.error(src, code, f"{where}: '{name}' is {_a(f.get('type'))} field; "
                                   f"{where} needs {kind}")
 
     def _title(self, e: EntityDraft) -> None:
@@ -327,6 +334,14 @@ class CrossChecker:
             for role, src in e.permissions.items(action):
                 if role not in self.m.roles and role not in BUILTIN_ROLES:
                     self.error(src, "DB225", f"permissions.{action}: role '{role}' is not declared")
+
+
+def _a(word) -> str:
+    return f"{'an' if str(word)[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _show(value) -> str:
+    return str(value) if isinstance(value, (int, Decimal)) and not isinstance(value, bool) else repr(value)
 
 
 def _codes(layer: Layered) -> set[str]:

@@ -123,14 +123,14 @@ def typed_default(ftype: str, value, field, codes=None):
                 return dt.date.fromisoformat(value)
             except ValueError:
                 pass
-        raise ValueError("must be a date written YYYY-MM-DD")
+        raise ValueError("must be a real date written YYYY-MM-DD")
     if ftype == "datetime":
         if isinstance(value, str) and _DATETIME.match(value):
             try:
                 return dt.datetime.fromisoformat(value)
             except ValueError:
                 pass
-        raise ValueError("must be a date and time written YYYY-MM-DD HH:MM[:SS]")
+        raise ValueError("must be a real date and time written YYYY-MM-DD HH:MM[:SS]")
     if ftype == "enum":
         values = [o.get("value") for o in field.get("options") or () if hasattr(o, "get")]
         if not isinstance(value, str) or value not in values:

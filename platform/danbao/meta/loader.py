@@ -177,8 +177,8 @@ def check_packs(packs: list[PackRead], unreadable: bool) -> list[PackError]:
         if reason:
             errors.append(PackError(src.file, src.line, "DB210", f"pack name '{pack.name}' {reason}"))
         if pack.name in first:
-            errors.append(PackError(src.file, src.line, "DB202", f"pack '{pack.name}' is also loaded from "
-                                                                 f"{display_path(first[pack.name].path)}"))
+            errors.append(PackError(src.file, src.line, "DB202", f"a pack named '{pack.name}' is already loaded "
+                                                                 f"from {display_path(first[pack.name].path)}"))
         else:
             first[pack.name] = pack
     for pack in packs:

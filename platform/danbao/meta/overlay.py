@@ -40,18 +40,30 @@ class Doc:
 class Layered:
     """The keys of one declaration merged over its overlays, each with the
     file and line that last set it."""
-    __slots__ = ("values", "where", "at")
+    __slots__ = ("values", "where", "at", "_when")
+    _clock = 0
 
     def __init__(self, at: Source):
         self.values: dict = {}
         self.where: dict[str, Source] = {}
         self.at = at
+        self._when: dict[str, int] = {}
 
     def merge(self, node: LineDict, file: str, skip=()) -> None:
+        Layered._clock += 1
         for key, value in node.items():
             if key not in skip:
                 self.values[key] = value
                 self.where[key] = Source(file, node.key_line(key))
+                self._when[key] = Layered._clock
+
+    def newest(self, *keys) -> Source:
+        """Where the most recently laid of ``keys`` was set: a problem between
+        two keys is reported at the overlay that brought them together."""
+        present = [k for k in keys if k in self.where]
+        if not present:
+            return self.at
+        return self.where[max(present, key=lambda k: self._when[k])]
 
     def get(self, key, default=None):
         return self.values.get(key, default)
@@ -177,6 +189,8 @@ class Overlay:
                 layer = getattr(draft, part) or Layered(Source(file, data.key_line(part)))
                 layer.merge(data[part], file)
                 setattr(draft, part, layer)
+        if "sections" in data and not draft.sections_declared:
+            self._default_section(draft)   # before new fields arrive: they are not in it
         seen: set[str] = set()
         for item, src in _items(data, "fields", file):
             fname = item.get("name")
@@ -198,8 +212,6 @@ class Overlay:
             layer.merge(item, file)
             draft.fields[fname] = layer
         if "sections" in data:
-            if not draft.sections_declared:
-                self._default_section(draft)
             seen_keys: set[str] = set()
             for item, src in _items(data, "sections", file):
                 key = item.get("key")

@@ -79,7 +79,7 @@ def check(doc, kind: str, file: str) -> tuple[object, list[PackError]]:
     for err in _validator(kind).iter_errors(doc):
         path = tuple(err.absolute_path)
         if err.validator == "additionalProperties":
-            errors.extend(_unknown_keys(doc, path, err, file, prune))
+            errors.extend(_unknown_keys(doc, path, err, file, prune, kind))
         elif err.validator == "required":
             if path not in seen_required:
                 seen_required.add(path)
@@ -256,9 +256,11 @@ def _node(doc, path):
     return node
 
 
-def _unknown_keys(doc, path, err, file, prune):
+def _unknown_keys(doc, path, err, file, prune, kind):
     container = _node(doc, path)
     allowed = list(err.schema.get("properties", {}))
+    if not path and kind == CONTENT and "entity" not in allowed:
+        allowed = ["entity", "extend"] + allowed   # a typo of entity: lands in the lists schema
     for key in container:
         if key in allowed:
             continue
