@@ -33,7 +33,7 @@ def main():
 
 
 # -- packs ---------------------------------------------------------------------
-@main.group()
+@main.group(cls=click.Group)
 def pack():
     """Metadata packs."""
 
@@ -53,7 +53,7 @@ def pack_validate(paths):
 
 
 # -- database ----------------------------------------------------------------------
-@main.group()
+@main.group(cls=click.Group)
 def db():
     """Database schema derived from metadata."""
 
@@ -123,7 +123,7 @@ def db_upgrade(allow_destructive, instance):
 
 
 # -- demo ----------------------------------------------------------------------------
-@main.command()
+@main.command(with_appcontext=False)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--instance", default=None, help="instance folder (default ./instance)")
 @click.option("--size", default=50, show_default=True, type=int, help="how many demo customers to generate")
