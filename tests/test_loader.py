@@ -411,6 +411,17 @@ def test_odd_files(tmp_path):
     assert "put it in quotes" in errors[("c.yaml", 4, "DB110")]
 
 
+def test_every_error_code_is_documented_and_exercised():
+    import re
+    source = "".join(p.read_text(encoding="utf-8") for p in (REPO / "platform/danbao/meta").glob("*.py"))
+    emitted = set(re.findall(r'"(DB\d{3})"', source))
+    readme = (REPO / "metadata" / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| (DB\d{3}) \|", readme, re.M))
+    exercised = {code for case in CASES for _, _, code in _expected(BROKEN / case)}
+    assert emitted == documented
+    assert documented == exercised
+
+
 # -- schemas ------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["pack", "content"])
 def test_schemas_are_valid_draft_2020_12(kind):

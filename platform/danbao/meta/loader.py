@@ -131,6 +131,9 @@ def _read(pack: PackRead, file: Path):
     """Bytes of one file, parsed; records the bytes for the digest."""
     shown = display_path(file)
     try:
+        if not file.is_file():
+            pack.errors.append(PackError(shown, 0, "DB100", "not a regular file"))
+            return None, shown
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
             pack.errors.append(PackError(shown, 0, "DB100", f"file is larger than "

@@ -71,8 +71,15 @@ def inline_refs(schema: dict) -> dict:
 def check(doc, kind: str, file: str) -> tuple[object, list[PackError]]:
     """Validate ``doc``; return the pruned document (None if nothing usable is
     left) and the errors."""
-    if _is_valid(kind)(doc):
-        return doc, []
+    try:
+        if _is_valid(kind)(doc):
+            return doc, []
+        return _check(doc, kind, file)
+    except RecursionError:
+        return None, [PackError(file, getattr(doc, "line", 1), "DB110", "the document is nested too deeply")]
+
+
+def _check(doc, kind: str, file: str):
     errors: list[PackError] = []
     prune: list[tuple] = []
     seen_required: set = set()
