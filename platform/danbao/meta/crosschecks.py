@@ -68,6 +68,7 @@ class CrossChecker:
         self.m = merged
         self.errors: list[PackError] = []
         self.codes = {name: _codes(layer) for name, layer in merged.codelists.items()}
+        self.child_owner: dict[str, str] = {}   # child entity -> "entity.field" editing it
 
     def error(self, src: Source, code: str, message: str) -> None:
         self.errors.append(PackError(src.file, src.line, code, message))
@@ -104,6 +105,8 @@ class CrossChecker:
         items = [(item, src) for item, src in layer.items("items") if hasattr(item, "get")]
         for item, src in items:
             code = item.get("code")
+            if not isinstance(code, str):
+                continue   # refused by the schema already
             if code in seen:
                 self.error(src, "DB212", f"code '{code}' appears twice in code list '{name}'")
             seen.add(code)
@@ -193,6 +196,8 @@ class CrossChecker:
         seen: set[str] = set()
         for item, src in f.items("options"):
             value = item.get("value") if hasattr(item, "get") else None
+            if not isinstance(value, str):
+                continue   # refused by the schema already
             if value in seen:
                 self.error(src, "DB212", f"field '{name}': option '{value}' appears twice")
             seen.add(value)
@@ -204,6 +209,10 @@ class CrossChecker:
             self.error(src, "DB220", f"field '{name}': target '{target}' is not a declared entity")
             return
         if ftype == "children":
+            owner = self.child_owner.setdefault(target, f"{e.name}.{name}")
+            if owner != f"{e.name}.{name}":
+                self.error(src, "DB228", f"field '{name}': child entity '{target}' is already edited "
+                                         f"through children field '{owner}'")
             parent = self.m.entities[target].head.get("parent")
             if parent != e.name:
                 self.error(src, "DB221", f"field '{name}': child entity '{target}' must declare "

@@ -41,7 +41,6 @@ class Layered:
     """The keys of one declaration merged over its overlays, each with the
     file and line that last set it."""
     __slots__ = ("values", "where", "at", "_when")
-    _clock = 0
 
     def __init__(self, at: Source):
         self.values: dict = {}
@@ -49,13 +48,13 @@ class Layered:
         self.at = at
         self._when: dict[str, int] = {}
 
-    def merge(self, node: LineDict, file: str, skip=()) -> None:
-        Layered._clock += 1
+    def merge(self, node: LineDict, file: str, when: int, skip=()) -> None:
+        """Lay ``node``'s keys over this one; ``when`` orders the layers."""
         for key, value in node.items():
             if key not in skip:
                 self.values[key] = value
                 self.where[key] = Source(file, node.key_line(key))
-                self._when[key] = Layered._clock
+                self._when[key] = when
 
     def newest(self, *keys) -> Source:
         """Where the most recently laid of ``keys`` was set: a problem between
@@ -125,11 +124,13 @@ class Overlay:
         self.errors: list[PackError] = []
         # (kind, name) -> (pack position, where first declared), for lists
         self._declared: dict[tuple[str, str], tuple[int, Source]] = {}
+        self.when = 0   # number of the document being applied: orders the layers
 
     def error(self, src: Source, code: str, message: str) -> None:
         self.errors.append(PackError(src.file, src.line, code, message))
 
     def apply(self, doc: Doc) -> None:
+        self.when += 1
         {ENTITY: self._entity, EXTEND: self._extend, LISTS: self._lists}[doc.kind](doc)
 
     # -- entity: a new declaration -------------------------------------------
@@ -146,10 +147,10 @@ class Overlay:
             self.error(at, "DB213", f"entity '{name}' is already declared at {first}{hint}")
             return
         head = Layered(at)
-        head.merge(data, file, skip=_ENTITY_PARTS)
+        head.merge(data, file, self.when, skip=_ENTITY_PARTS)
         draft = EntityDraft(name=name, pack=doc.pack, head=head)
-        draft.list = _layered(data, "list", file, at)
-        draft.permissions = _layered(data, "permissions", file, at) if "permissions" in data else None
+        draft.list = self._layered(data, "list", file, at)
+        draft.permissions = self._layered(data, "permissions", file, at) if "permissions" in data else None
         seen: set[str] = set()
         for item, src in _items(data, "fields", file):
             fname = item.get("name")
@@ -160,7 +161,7 @@ class Overlay:
                 continue
             seen.add(fname)
             layer = Layered(src)
-            layer.merge(item, file)
+            layer.merge(item, file, self.when)
             draft.fields[fname] = layer
         if "sections" in data:
             draft.sections_declared = True
@@ -183,11 +184,11 @@ class Overlay:
             self.error(at, "DB214", f"extend: '{name}' names no entity of an earlier pack{hint}")
             return
         draft.overlays.append(at)
-        draft.head.merge(data, file, skip=_ENTITY_PARTS + (EXTEND,))
+        draft.head.merge(data, file, self.when, skip=_ENTITY_PARTS + (EXTEND,))
         for part in ("list", "permissions"):
             if part in data:
                 layer = getattr(draft, part) or Layered(Source(file, data.key_line(part)))
-                layer.merge(data[part], file)
+                layer.merge(data[part], file, self.when)
                 setattr(draft, part, layer)
         if "sections" in data and not draft.sections_declared:
             self._default_section(draft)   # before new fields arrive: they are not in it
@@ -202,14 +203,14 @@ class Overlay:
             seen.add(fname)
             existing = draft.fields.get(fname)
             if existing is not None:
-                existing.merge(item, file, skip=("name",))
+                existing.merge(item, file, self.when, skip=("name",))
                 continue
             if "type" not in item:
                 self.error(src, "DB111", f"new field '{fname}' needs a type")
             if "label" not in item:
                 self.error(src, "DB250", f"new field '{fname}' needs a label with zh and en")
             layer = Layered(src)
-            layer.merge(item, file)
+            layer.merge(item, file, self.when)
             draft.fields[fname] = layer
         if "sections" in data:
             seen_keys: set[str] = set()
@@ -248,11 +249,18 @@ class Overlay:
                 self.error(src, "DB111", f"new section '{key}' needs fields")
             section = SectionDraft(key, Layered(src))
             draft.sections[key] = section
-        section.head.merge(item, file, skip=("fields",))
+        section.head.merge(item, file, self.when, skip=("fields",))
         fields = item.get("fields")
         if isinstance(fields, LineList):
             section.fields.extend((f, Source(file, fields.item_line(i)))
                                   for i, f in enumerate(fields) if isinstance(f, str))
+
+    def _layered(self, data: LineDict, key: str, file: str, at: Source) -> Layered:
+        node = data.get(key)
+        layer = Layered(Source(file, data.key_line(key)) if key in data else at)
+        if isinstance(node, LineDict):
+            layer.merge(node, file, self.when)
+        return layer
 
     # -- roles, menus, codelists ---------------------------------------------
     def _lists(self, doc: Doc) -> None:
@@ -274,15 +282,7 @@ class Overlay:
                     if kind == "codelists" and "items" not in item:
                         self.error(src, "DB111", f"new code list '{name}' needs items")
                     layer = table[name] = Layered(src)
-                layer.merge(item, doc.file)
-
-
-def _layered(data: LineDict, key: str, file: str, at: Source) -> Layered:
-    node = data.get(key)
-    layer = Layered(Source(file, data.key_line(key)) if key in data else at)
-    if isinstance(node, LineDict):
-        layer.merge(node, file)
-    return layer
+                layer.merge(item, doc.file, self.when)
 
 
 def _items(data: LineDict, key: str, file: str):
