@@ -243,9 +243,9 @@ class Overlay:
             self.error(src, "DB212", f"section '{key}' is declared twice in entity '{draft.name}'")
             return
         if section is None:
-            if "label" not in item:
+            if not new_only and "label" not in item:   # in an entity file the schema requires both
                 self.error(src, "DB250", f"new section '{key}' needs a label with zh and en")
-            if "fields" not in item:
+            if not new_only and "fields" not in item:
                 self.error(src, "DB111", f"new section '{key}' needs fields")
             section = SectionDraft(key, Layered(src))
             draft.sections[key] = section
