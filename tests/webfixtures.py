@@ -13,7 +13,7 @@ PASSWORD = "Secret-123"
 def make_app(database_url: str, instance: Path, packs=None, **extra):
     from conftest import CORE_PACK
     settings = Settings(instance_dir=instance, database_url=database_url,
-                        packs=tuple(packs or (CORE_PACK,)), secret_key="test-secret", testing=True,
+                        packs=tuple(packs or (CORE_PACK,)), secret_key="test-secret-0123456789abcdef0123456789", testing=True,
                         extra={"WTF_CSRF_ENABLED": False, **extra})
     return create_app(settings)
 

@@ -64,7 +64,7 @@ def fab_config(settings: Settings, meta: Meta) -> dict:
         "AUTH_ROLE_PUBLIC": "Public",
         "FAB_ROLES": access.fab_roles(meta),
         "FAB_UPDATE_PERMS": False,          # permission rows are synced by access.sync_permission_rows
-        "FAB_ADD_SECURITY_API": True,
+        "FAB_ADD_SECURITY_API": False,   # its user/role APIs break on marshmallow 4; login API stays
         "FAB_API_SWAGGER_UI": False,
         "FAB_INDEX_VIEW": "danbao.web.workbench.WorkbenchIndex",
         "FAB_SECURITY_MANAGER_CLASS": "danbao.app.DanbaoSecurityManager",
@@ -104,8 +104,8 @@ def create_app(settings: Settings, *, meta: Meta | None = None) -> Flask:
                           store=AttachmentStore(settings.attachments_dir, models.system["danbao_attachment"],
                                                 max_upload_mb=settings.max_upload_mb))
         app.extensions["danbao"] = runtime
-        app.register_blueprint(Blueprint("danbao_static", __name__, static_folder=str(PACKAGE_DIR / "web" / "static"),
-                                         static_url_path="/static/danbao-assets"))
+        app.register_blueprint(Blueprint("danbao_static", __name__, static_folder=str(PACKAGE_DIR / "web" / "static" / "danbao"),
+                                         static_url_path="/danbao-static"))
         appbuilder.add_view_no_menu(EntityView())
         appbuilder.add_view_no_menu(Workbench())
         _add_menus(appbuilder, meta)
