@@ -32,22 +32,33 @@ def view_name(entity: str) -> str:
 
 
 def fab_roles(meta: Meta) -> dict[str, list[list[str]]]:
-    """FAB_ROLES: the Admin role may do everything; metadata roles get their grants."""
+    """FAB_ROLES: the Admin role may do everything; metadata roles get their grants.
+
+    Grants are folded into one alternation regex per permission, so the
+    number of entries grows with roles, not entities (FAB writes a
+    permission row per entry at start-up).
+    """
     roles: dict[str, list[list[str]]] = {ADMIN_ROLE: [[".*", ".*"]]}
     for role in meta.roles:
         grants = [list(g) for g in SELF_SERVICE]
         menus = set()
-        for em in meta.entities.values():
-            for action, permission in ACTION_PERMISSION.items():
-                if role in em.permissions.get(action, ()):
-                    grants.append([f"^{re.escape(view_name(em.name))}$", f"^{permission}$"])
-                    if action == "read" and em.menu:
-                        menus.add(view_name(em.name))
-                        menus.add(em.menu)
-        for name in sorted(menus):
-            grants.append([f"^{re.escape(name)}$", "^menu_access$"])
+        for action, permission in ACTION_PERMISSION.items():
+            names = sorted(em.name for em in meta.entities.values() if role in em.permissions.get(action, ()))
+            if names:
+                grants.append([_alternation(view_name(n) for n in names), f"^{permission}$"])
+            if action == "read":
+                for n in names:
+                    em = meta.entities[n]
+                    if em.menu:
+                        menus.update((view_name(n), em.menu))
+        if menus:
+            grants.append([_alternation(menus), "^menu_access$"])
         roles[role] = grants
     return roles
+
+
+def _alternation(names) -> str:
+    return "^(" + "|".join(re.escape(n) for n in sorted(names)) + ")$"
 
 
 def can(action: str, entity: str) -> bool:
