@@ -24,10 +24,10 @@ def is_postgres() -> bool:
     return PG_URL.startswith("postgresql")
 
 
-@pytest.fixture
-def database_url(tmp_path):
+def _fresh_database(folder: Path):
+    """Yield the URL of an empty database: a SQLite file, or a new PostgreSQL schema."""
     if not is_postgres():
-        yield f"sqlite:///{tmp_path / 'danbao.db'}"
+        yield f"sqlite:///{folder / 'danbao.db'}"
         return
     schema = "t_" + uuid.uuid4().hex[:12]
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
@@ -38,3 +38,13 @@ def database_url(tmp_path):
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    yield from _fresh_database(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(tmp_path_factory):
+    yield from _fresh_database(tmp_path_factory.mktemp("db"))

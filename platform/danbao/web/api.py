@@ -12,6 +12,7 @@ import json
 from decimal import Decimal
 
 from flask import Blueprint, current_app, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 from flask_jwt_extended import verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_login import current_user
@@ -142,20 +143,20 @@ def create_record(entity):
     return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta)), 201
 
 
-@bp.get("/<entity>/<int:record_id>")
+@bp.get("/<entity>/<record_id>")
 def get_record(entity, record_id):
     ok, resp = _guard(entity, "read")
     if resp:
         return resp
     em, user = ok
     try:
-        obj = _service(user).get(entity, record_id)
+        obj = _service(user).get(entity, _record_id(record_id))
     except NotFound as exc:
         return _error(404, exc.message.zh, exc.message.en)
     return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta))
 
 
-@bp.put("/<entity>/<int:record_id>")
+@bp.put("/<entity>/<record_id>")
 def update_record(entity, record_id):
     ok, resp = _guard(entity, "write")
     if resp:
@@ -168,7 +169,7 @@ def update_record(entity, record_id):
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         return _invalid(ValidationFailed({"version": _label("应为整数", "must be an integer")}))
     try:
-        obj = _service(user).update(entity, record_id, data, expected_version=version)
+        obj = _service(user).update(entity, _record_id(record_id), data, expected_version=version)
     except NotFound as exc:
         return _error(404, exc.message.zh, exc.message.en)
     except ValidationFailed as exc:
@@ -178,17 +179,17 @@ def update_record(entity, record_id):
     return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta))
 
 
-@bp.delete("/<entity>/<int:record_id>")
+@bp.delete("/<entity>/<record_id>")
 def delete_record(entity, record_id):
     ok, resp = _guard(entity, "delete")
     if resp:
         return resp
     em, user = ok
     raw = request.args.get("version")
-    if raw is not None and not raw.isdigit():
+    if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
         return _invalid(ValidationFailed({"version": _label("应为整数", "must be an integer")}))
     try:
-        _service(user).delete(entity, record_id, expected_version=int(raw) if raw else None)
+        _service(user).delete(entity, _record_id(record_id), expected_version=int(raw) if raw else None)
     except NotFound as exc:
         return _error(404, exc.message.zh, exc.message.en)
     except Conflict as exc:
@@ -206,6 +207,11 @@ def docs():
     return render_template("danbao/swagger.html", spec_url="/api/v1/openapi.json")
 
 
+def _record_id(raw: str):
+    """The id from the path; anything that is not a positive integer finds nothing (404)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else raw
+
+
 def _label(zh, en):
     from danbao.meta.model import Label
     return Label(zh, en)
@@ -215,6 +221,11 @@ def register_api(app, csrf) -> None:
     csrf.exempt(bp)
     app.register_blueprint(bp)
 
-    @app.errorhandler(413)
-    def too_large(_exc):
-        return _error(413, "上传内容过大", "upload too large")
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        """API clients get JSON for every error, screens keep Flask's pages."""
+        if not request.path.startswith(bp.url_prefix + "/"):
+            return exc
+        if exc.code == 413:
+            return _error(413, "上传内容过大", "upload too large")
+        return jsonify(message=exc.description or exc.name), exc.code

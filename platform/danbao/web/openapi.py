@@ -124,7 +124,7 @@ def build_spec(meta: Meta) -> dict:
         params = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
                   {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                   {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}}]
-        id_param = [{"name": "record_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}]
+        id_param = [{"name": "record_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}]
         paths[f"/api/v1/{name}/"] = {
             "get": {"tags": tag, "summary": f"List {em.label.en}", "parameters": params,
                     "responses": _responses("200", many, "400", "401", "403")},
