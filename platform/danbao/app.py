@@ -19,7 +19,7 @@ from flask_wtf.csrf import CSRFProtect
 from danbao.config import Settings
 from danbao.engines.attachments import AttachmentStore
 from danbao.meta.loader import load_packs
-from danbao.meta.model import Meta
+from danbao.meta.model import Label, Meta
 from danbao.model.builder import build_models
 from danbao.model.migrate import ensure_schema
 from danbao import plugins
@@ -27,9 +27,11 @@ from danbao.web import access
 from danbao.web.api import register_api
 from danbao.web.i18n import LazyLabel
 from danbao.web.views import EntityView
+from danbao.web.metadata_admin import MetadataAdmin
 from danbao.web.workbench import Workbench
 
 log = logging.getLogger(__name__)
+METADATA_MENU_LABEL = Label("元数据与数据库", "Metadata and database")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -108,6 +110,8 @@ def create_app(settings: Settings, *, meta: Meta | None = None) -> Flask:
                                          static_url_path="/danbao-static"))
         appbuilder.add_view_no_menu(EntityView())
         appbuilder.add_view_no_menu(Workbench())
+        appbuilder.add_view(MetadataAdmin(), "danbao_metadata", label=LazyLabel(METADATA_MENU_LABEL), icon="fa-sitemap",
+                            category="Security")
         _add_menus(appbuilder, meta)
         register_api(app, csrf)
         access.sync_permission_rows(appbuilder.sm, meta)

@@ -100,7 +100,7 @@ def db_plan(instance):
         click.echo("no changes")
         return
     for op in plan.operations:
-        click.echo(f"[{op.safety}] {op.describe('en')}" + (f"  — {op.reason}" if getattr(op, "reason", None) else ""))
+        click.echo(op.line("en"))
 
 
 @db.command("upgrade")
@@ -159,7 +159,11 @@ def demo(port, instance, size, no_serve):
             click.echo(f"demo data: {n} records")
     click.echo(f"Danbao demo: http://127.0.0.1:{port}/  (user admin)  instance: {settings.instance_dir}")
     if not no_serve:
-        app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+        from werkzeug.serving import run_simple
+        from danbao.web.switch import AppSwitcher
+        first = [app]
+        switcher = AppSwitcher(lambda meta=None: first.pop() if first else create_app(settings, meta=meta))
+        run_simple("127.0.0.1", port, switcher, threaded=True, use_reloader=False)
 
 
 # -- FAB passthrough -------------------------------------------------------------------

@@ -17,6 +17,11 @@ from danbao.meta.model import (FieldMeta, Label, MONEY_PRECISION, MONEY_SCALE,
 
 #: Largest value a BIGINT column holds.
 INT_LIMIT = 2**63 - 1
+#: Record ids (and references to them) are INTEGER columns.
+ID_LIMIT = 2**31 - 1
+#: C0 control characters other than tab and newlines: never meaningful in a form value,
+#: and PostgreSQL refuses NUL outright.
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: A text field holds at most this many characters (a paste of a whole book is a mistake).
 TEXT_LIMIT = 100_000
 
@@ -54,6 +59,8 @@ def _string(field, raw, _):
     if not isinstance(raw, str):
         raise FieldError("应为文本", "must be text")
     value = raw.strip()
+    if CONTROL_CHARS.search(value):
+        raise FieldError("含有不可见的控制字符", "contains control characters")
     limit = field.max_length or (TEXT_LIMIT if field.type == "text" else 255)
     if len(value) > limit:
         raise FieldError(f"不能超过 {limit} 个字符（现为 {len(value)} 个）",
@@ -186,7 +193,7 @@ def _reference(field, raw, _):
         raise FieldError("应为记录编号", "must be a record id")
     if isinstance(raw, str) and re.fullmatch(r"\d{1,18}", raw.strip()):
         raw = int(raw.strip())
-    if not isinstance(raw, int) or raw <= 0 or raw > INT_LIMIT:
+    if not isinstance(raw, int) or raw <= 0 or raw > ID_LIMIT:
         raise FieldError("应为记录编号", "must be a record id")
     return raw
 

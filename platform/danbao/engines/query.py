@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from danbao.engines.coerce import FieldError, coerce_value, is_blank
+from danbao.engines.coerce import CONTROL_CHARS, FieldError, coerce_value, is_blank
 from danbao.meta.model import EntityMeta, Label
 
 RANGE_TYPES = {"integer", "decimal", "money", "rate", "date", "datetime"}
@@ -66,14 +66,14 @@ def parse_list_args(em: EntityMeta, args: Mapping[str, str], meta, *, allowed: t
             if is_blank(raw):
                 continue
             if kind == "text":
-                lq.filters[name + suffix] = str(raw)[:MAX_SEARCH]
+                lq.filters[name + suffix] = _clean(raw)
                 continue
             try:
                 codelist = meta.codelists.get(f.codelist) if f.codelist else None
                 lq.filters[name + suffix] = coerce_value(_unbounded(f), raw, codelist=codelist)
             except FieldError as exc:
                 lq.errors[name + suffix] = exc.message
-    lq.q = str(args.get("q") or "")[:MAX_SEARCH].strip()
+    lq.q = _clean(args.get("q") or "")
     sort = args.get("sort")
     if sort:
         name = sort.lstrip("-")
@@ -86,6 +86,11 @@ def parse_list_args(em: EntityMeta, args: Mapping[str, str], meta, *, allowed: t
     lq.page = _positive_int(args.get("page"), 1, lq, "page", 10**6)
     lq.page_size = _positive_int(args.get("page_size"), em.list.page_size, lq, "page_size", MAX_PAGE_SIZE)
     return lq
+
+
+def _clean(text) -> str:
+    """Search text without control characters (PostgreSQL refuses NUL), bounded."""
+    return CONTROL_CHARS.sub("", str(text))[:MAX_SEARCH].strip()
 
 
 def _unbounded(f):

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from danbao.engines.coerce import INT_LIMIT, FieldError, coerce_value, to_text
+from danbao.engines.coerce import ID_LIMIT, FieldError, coerce_value, to_text
 from danbao.meta.model import EntityMeta, FieldMeta, Label
 
 #: Keys a payload may carry besides the entity's fields.
@@ -69,7 +69,7 @@ class RecordService:
     # -- reading --------------------------------------------------------
     def get(self, entity: str, record_id) -> Any:
         cls = self.models.cls(entity)
-        valid = isinstance(record_id, int) and not isinstance(record_id, bool) and 0 < record_id <= INT_LIMIT
+        valid = isinstance(record_id, int) and not isinstance(record_id, bool) and 0 < record_id <= ID_LIMIT
         obj = self.session.get(cls, record_id) if valid else None
         if obj is None:
             raise NotFound(entity, record_id)

@@ -43,7 +43,7 @@ def field_schema(meta: Meta, f: FieldMeta, *, output: bool) -> dict:
     elif t == "code":
         s = {"type": "string", "enum": [i.code for i in meta.codelists[f.codelist].items]}
     elif t == "reference":
-        s = {"type": "integer", "minimum": 1, "description": f"id of a {f.target} record"}
+        s = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": f"id of a {f.target} record"}
     elif t == "children":
         child = meta.entity(f.target)
         s = {"type": "array", "items": entity_schema(meta, child, output=output, child=True), "maxItems": 500}
@@ -124,7 +124,7 @@ def build_spec(meta: Meta) -> dict:
         params = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
                   {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                   {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}}]
-        id_param = [{"name": "record_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}]
+        id_param = [{"name": "record_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}]
         paths[f"/api/v1/{name}/"] = {
             "get": {"tags": tag, "summary": f"List {em.label.en}", "parameters": params,
                     "responses": _responses("200", many, "400", "401", "403")},
