@@ -226,3 +226,13 @@ def test_language_switch_and_chinese_default(app):
 def test_platform_module_not_shadowed():
     import platform
     assert platform.system()
+
+
+def test_error_pages_are_friendly_and_api_errors_json(app):
+    c = login(app.test_client(), "pm")
+    resp = c.get("/e/no_such_entity/")
+    assert resp.status_code == 404 and "页面或记录不存在" in resp.get_data(as_text=True)
+    resp = c.get("/e/corporate_customer/999999")
+    assert resp.status_code == 404
+    resp = app.test_client().get("/api/v1/corporate_customer/abc", headers=jwt(app.test_client(), "pm"))
+    assert resp.status_code == 404 and resp.is_json

@@ -25,6 +25,7 @@ from danbao.model.migrate import ensure_schema
 from danbao import plugins
 from danbao.web import access
 from danbao.web.api import register_api
+from danbao.web.errors import register_error_pages
 from danbao.web.i18n import LazyLabel
 from danbao.web.views import EntityView
 from danbao.web.metadata_admin import MetadataAdmin
@@ -114,6 +115,7 @@ def create_app(settings: Settings, *, meta: Meta | None = None) -> Flask:
                             category="Security")
         _add_menus(appbuilder, meta)
         register_api(app, csrf)
+        register_error_pages(app)
         access.sync_permission_rows(appbuilder.sm, meta)
         plugins.load_plugins(app, runtime)
     return app

@@ -217,15 +217,14 @@ def _label(zh, en):
     return Label(zh, en)
 
 
+def api_http_error(exc: HTTPException):
+    """API clients get JSON for every error."""
+    if exc.code == 413:
+        return _error(413, "上传内容过大", "upload too large")
+    return jsonify(message=exc.description or exc.name), exc.code
+
+
 def register_api(app, csrf) -> None:
     csrf.exempt(bp)
     app.register_blueprint(bp)
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        """API clients get JSON for every error, screens keep Flask's pages."""
-        if not request.path.startswith(bp.url_prefix + "/"):
-            return exc
-        if exc.code == 413:
-            return _error(413, "上传内容过大", "upload too large")
-        return jsonify(message=exc.description or exc.name), exc.code
