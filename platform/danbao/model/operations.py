@@ -73,6 +73,11 @@ class Operation:
     detail: dict = field(default_factory=dict)
     payload: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self):
+        # reflected names arrive as SQLAlchemy's quoted_name; keep plain str
+        self.table = str(self.table)
+        self.column = None if self.column is None else str(self.column)
+
     def describe(self, lang: str | None = "zh") -> str:
         zh, en = _TEXT[self.kind]
         values = {"table": self.table, "column": self.column, "rows": "?", "columns": "?",
