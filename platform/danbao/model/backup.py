@@ -62,9 +62,14 @@ def _json_default(value):
 
 def backup_postgres(conn, tables: list[str], backup_dir: Path | None, when: str) -> Backup:
     prep = conn.dialect.identifier_preparer
+    taken = set(sa.inspect(conn).get_table_names())
     out = Backup()
     for table in tables:
-        name = short(f"danbao_bak_{when}_{table}")
+        name, n = short(f"danbao_bak_{when}_{table}"), 1
+        while name in taken:  # two applies within one second
+            n += 1
+            name = short(f"danbao_bak_{when}_{n}_{table}")
+        taken.add(name)
         conn.exec_driver_sql(f"CREATE TABLE {prep.quote(name)} AS SELECT * FROM {prep.quote(table)}")
         out.tables.append(name)
         if backup_dir is not None:

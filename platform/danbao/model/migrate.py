@@ -93,7 +93,7 @@ def apply_migration(engine: sa.Engine, plan: MigrationPlan, *, allow_destructive
     if refusals:
         raise MigrationRefused(refusals)
     models = plan.models
-    with _transaction(engine) as conn:
+    with _transaction(engine, immediate=not plan.destructive) as conn:
         if conn.dialect.name == "postgresql":
             _lock(conn, plan)
         fresh = _plan(conn, models)
@@ -105,29 +105,52 @@ def apply_migration(engine: sa.Engine, plan: MigrationPlan, *, allow_destructive
     return ApplyResult(fresh.operations, backup, state_id)
 
 
-def ensure_schema(engine: sa.Engine, models) -> ApplyResult:
-    """Apply the safe steps; raise if anything destructive or blocked is pending."""
-    plan = plan_migration(engine, models)
-    refusals = plan.refusals(allow_destructive=False)
-    if refusals:
-        raise MigrationRefused(refusals)
-    return apply_migration(engine, plan)
+def ensure_schema(engine: sa.Engine, models, *, attempts: int = 3) -> ApplyResult:
+    """Apply the safe steps; raise if anything destructive or blocked is pending.
+
+    Several workers may start at once: the applies are serialised, and one
+    that finds the work already done by another plans again.
+    """
+    for attempt in range(attempts):
+        plan = plan_migration(engine, models)
+        refusals = plan.refusals(allow_destructive=False)
+        if refusals:
+            raise MigrationRefused(refusals)
+        try:
+            return apply_migration(engine, plan)
+        except MigrationRefused as exc:
+            if exc.labels != [_CHANGED] or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: pg_advisory_xact_lock key serialising applies across workers ("Danb").
+_ADVISORY_KEY = 0x44616E62
 
 
 @contextmanager
-def _transaction(engine: sa.Engine):
+def _transaction(engine: sa.Engine, *, immediate: bool):
     if engine.dialect.name == "sqlite":
-        with _sqlite_transaction(engine) as conn:
+        with _sqlite_transaction(engine, immediate) as conn:
             yield conn
         return
     with engine.connect() as conn:
         with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
             yield conn
 
 
 @contextmanager
-def _sqlite_transaction(engine: sa.Engine):
-    """One real SQLite transaction around DDL (see the module docstring)."""
+def _sqlite_transaction(engine: sa.Engine, immediate: bool):
+    """One real SQLite transaction around DDL (see the module docstring).
+
+    ``BEGIN IMMEDIATE`` takes the write lock at once, serialising concurrent
+    applies; but SQLite's backup API refuses a source in a write transaction,
+    so a destructive apply (which backs up) uses a deferred ``BEGIN``: its
+    reads hold a SHARED lock that keeps writers from committing, and should
+    one slip in anyway (WAL mode) our first write fails and nothing changes.
+    """
     with engine.connect() as conn:
         dbapi = conn.connection.driver_connection
         fk_on = bool(conn.exec_driver_sql("PRAGMA foreign_keys").scalar())
@@ -136,9 +159,7 @@ def _sqlite_transaction(engine: sa.Engine):
         dbapi.isolation_level = None          # the driver stops issuing BEGIN/COMMIT itself
         try:
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            # deferred: the backup API refuses a source in a write transaction;
-            # our reads hold a SHARED lock, so writers wait until we commit
-            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield conn
                 conn.commit()

@@ -131,8 +131,8 @@ def diff_schema(conn, models) -> list[Operation]:
             foreign.append(name)
         else:
             compare.append(name)
-    ops += [Operation("create_table", name, detail={"columns": "?"}, payload={"foreign": True})
-            for name in foreign]
+    ops += [Operation("create_table", name, detail={"columns": len(models.metadata.tables[name].columns)},
+                      payload={"foreign": True}) for name in foreign]
     md = db_shaped_metadata(models, names, compare)
     allowed = set(md.tables) | {t for t in (managed or ()) if t in existing}
     allowed -= set(SYSTEM_TABLES)
