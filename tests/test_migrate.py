@@ -620,3 +620,23 @@ def test_concurrent_ensure_schema_is_serialised(engine):
     assert sorted(len(r.applied) for r in results) == [0, 6]
     assert len(state_rows(engine)) == 1
     assert plan_migration(engine, models).is_empty
+
+
+def test_reference_retargeted_needs_matching_rows(engine):
+    a, b = entity("bank", field("name", "string")), entity("bank2", field("name", "string"))
+    m1 = build(a, b, entity("cust", field("name", "string"), field("bank", "reference", target="bank")))
+    apply_migration(engine, plan_migration(engine, m1))
+    _seed(engine, "bank", {"name": "甲"}, {"name": "乙"})
+    _seed(engine, "bank2", {"name": "丙"})
+    _seed(engine, "cust", {"name": "c1", "bank_id": 1}, {"name": "c2", "bank_id": 2})
+    m2 = build(a, b, entity("cust", field("name", "string"), field("bank", "reference", target="bank2")))
+    plan = plan_migration(engine, m2)
+    assert kinds(plan) == [("drop_foreign_key", "cust", "bank_id", SAFE),
+                           ("add_foreign_key", "cust", "bank_id", BLOCKED)]
+    assert plan.operations[1].reason.en == "cust.bank_id: 1 rows refer to records that do not exist"
+    with engine.begin() as c:
+        c.exec_driver_sql("UPDATE cust SET bank_id = 1")
+    apply_migration(engine, plan_migration(engine, m2))
+    with Session(engine) as s:
+        assert [c.bank.name for c in s.scalars(sa.select(m2.cls("cust")))] == ["丙", "丙"]
+    assert plan_migration(engine, m2).is_empty
