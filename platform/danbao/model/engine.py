@@ -12,8 +12,13 @@ import sqlalchemy as sa
 
 def make_engine(url: str, **kw) -> sa.Engine:
     """``sqlalchemy.create_engine`` plus SQLite foreign keys and a busy timeout."""
-    engine = sa.create_engine(url, **kw)
-    if engine.dialect.name == "sqlite":
+    return configure_engine(sa.create_engine(url, **kw))
+
+
+def configure_engine(engine: sa.Engine) -> sa.Engine:
+    """The same for an engine made elsewhere (e.g. Flask-SQLAlchemy's);
+    call before its first connection."""
+    if engine.dialect.name == "sqlite" and not sa.event.contains(engine, "connect", _sqlite_pragmas):
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
