@@ -236,3 +236,15 @@ def test_error_pages_are_friendly_and_api_errors_json(app):
     assert resp.status_code == 404
     resp = app.test_client().get("/api/v1/corporate_customer/abc", headers=jwt(app.test_client(), "pm"))
     assert resp.status_code == 404 and resp.is_json
+
+
+def test_referenced_record_cannot_be_deleted(app):
+    c = app.test_client()
+    h = jwt(c, "risk")
+    bank = c.post("/api/v1/bank/", json={"name": "招商银行深圳分行"}, headers=h).get_json()["id"]
+    rid = c.post("/api/v1/corporate_customer/", json=corp_payload(basic_bank=bank), headers=h).get_json()["id"]
+    # banks are not deletable by any metadata role; the Admin may try
+    add_user(app, "root", "Admin")
+    resp = c.delete(f"/api/v1/bank/{bank}", headers=jwt(c, "root"))
+    assert resp.status_code == 409
+    assert c.get(f"/api/v1/corporate_customer/{rid}", headers=h).get_json()["result"]["basic_bank"] == bank

@@ -21,6 +21,7 @@ from danbao.engines.attachments import AttachmentStore
 from danbao.meta.loader import load_packs
 from danbao.meta.model import Label, Meta
 from danbao.model.builder import build_models
+from danbao.model.engine import configure_engine
 from danbao.model.migrate import ensure_schema
 from danbao import plugins
 from danbao.web import access
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, meta: Meta | None = None) -> Flask:
     db = SQLA()
     db.init_app(app)
     with app.app_context():
+        configure_engine(db.engine)
         ensure_schema(db.engine, models)
         appbuilder = AppBuilder()
         appbuilder.init_app(app, db.session)

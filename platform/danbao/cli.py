@@ -59,13 +59,13 @@ def db():
 
 
 def _plan(settings):
-    import sqlalchemy as sa
     from danbao.meta.loader import load_packs
     from danbao.model.builder import build_models
     from danbao.model.migrate import plan_migration
     meta = load_packs(settings.packs)
     models = build_models(meta)
-    engine = sa.create_engine(settings.database_url)
+    from danbao.model.engine import make_engine
+    engine = make_engine(settings.database_url)
     return engine, models, plan_migration(engine, models)
 
 
