@@ -17,7 +17,7 @@ from danbao.model import ddl
 from danbao.model.builder import build_models
 from danbao.model.engine import make_engine
 from danbao.model.migrate import (BLOCKED, DESTRUCTIVE, SAFE, MigrationRefused, apply_migration,
-                                  ensure_schema, plan_migration)
+                                  ensure_schema, plan_migration, schema_fingerprint)
 from metafactory import entity, field, index, meta
 
 from conftest import is_postgres
@@ -299,7 +299,7 @@ def test_pack_evolves_through_five_versions_without_losing_a_value(engine, tmp_p
     assert [json.loads(r["tables"]) for r in states][-1] == list(m5.entity_tables)
     assert len(states) == 5
     assert "drop column corporate_customer.contact (3 rows have a value)" in json.loads(states[-1]["operations"])
-    assert states[-1]["digest"] == m5.meta.digest and states[-1]["meta_version"] == m5.meta.version
+    assert states[-1]["digest"] == schema_fingerprint(m5) and states[-1]["meta_version"] == m5.meta.version
 
 
 def backed_up_values(engine, backup, table, column) -> list:
@@ -640,3 +640,15 @@ def test_reference_retargeted_needs_matching_rows(engine):
     with Session(engine) as s:
         assert [c.bank.name for c in s.scalars(sa.select(m2.cls("cust")))] == ["丙", "丙"]
     assert plan_migration(engine, m2).is_empty
+
+
+def test_start_up_skips_the_diff_when_the_recorded_schema_matches(database_url):
+    """A restart on an unchanged schema plans nothing; a dropped table is noticed and recreated."""
+    engine = make_engine(database_url)
+    models = build_models(meta(entity("thing", field("name", "string"))))
+    assert ensure_schema(engine, models).applied
+    assert ensure_schema(engine, models).applied == []
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE thing"))
+    assert [op.kind for op in ensure_schema(engine, models).applied] == ["create_table"]
+    engine.dispose()

@@ -20,6 +20,7 @@ approved; otherwise nothing is done (the data or schema changed meanwhile).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,6 +112,8 @@ def ensure_schema(engine: sa.Engine, models, *, attempts: int = 3) -> ApplyResul
     Several workers may start at once: the applies are serialised, and one
     that finds the work already done by another plans again.
     """
+    if _up_to_date(engine, models):
+        return ApplyResult([])
     for attempt in range(attempts):
         plan = plan_migration(engine, models)
         refusals = plan.refusals(allow_destructive=False)
@@ -196,16 +199,47 @@ def _backup(conn, engine, plan: MigrationPlan, backup_dir: Path | None) -> Backu
     return backup_postgres(conn, touched, Path(backup_dir) if backup_dir else None, when)
 
 
+def schema_fingerprint(models) -> str:
+    """A hash of the schema the models need (tables, columns, types, indexes).
+
+    Hashing the built schema rather than the pack files means a change in
+    how tables are built also counts as a change.
+    """
+    parts = []
+    for table in sorted(models.metadata.tables.values(), key=lambda t: t.name):
+        cols = [(c.name, str(c.type), c.nullable, c.primary_key,
+                 tuple(sorted(fk.target_fullname for fk in c.foreign_keys))) for c in table.columns]
+        idx = sorted((i.name, i.unique, tuple(c.name for c in i.columns)) for i in table.indexes)
+        parts.append(repr((table.name, cols, idx)))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _up_to_date(engine: sa.Engine, models) -> bool:
+    """True when the last apply recorded this exact schema and its tables are all there.
+
+    Start-up then costs one query and one table listing instead of a full
+    reflection and diff (which grows with the number of entities).
+    """
+    state = models.system[SCHEMA_STATE_TABLE]
+    with engine.connect() as conn:
+        existing = set(sa.inspect(conn).get_table_names())
+        if not set(models.metadata.tables) <= existing:
+            return False
+        last = conn.execute(sa.select(state.c.digest, state.c.tables).order_by(state.c.id.desc()).limit(1)).first()
+    return last is not None and last.digest == schema_fingerprint(models) \
+        and last.tables == json.dumps(list(models.entity_tables))
+
+
 def _record(conn, models, ops: list[Operation]) -> int | None:
     """A ``danbao_schema_state`` row: what was applied, under which metadata."""
     state = models.system[SCHEMA_STATE_TABLE]
     tables = json.dumps(list(models.entity_tables))
     last = conn.execute(sa.select(state.c.digest, state.c.tables)
                         .order_by(state.c.id.desc()).limit(1)).first()
-    if not ops and last is not None and (last.digest, last.tables) == (models.meta.digest[:64], tables):
+    if not ops and last is not None and (last.digest, last.tables) == (schema_fingerprint(models), tables):
         return None
     result = conn.execute(state.insert().values(
         applied_at=dt.datetime.now(), meta_version=models.meta.version[:200],
-        digest=models.meta.digest[:64], tables=tables,
+        digest=schema_fingerprint(models), tables=tables,
         operations=json.dumps([op.describe("en") for op in ops], ensure_ascii=False)))
     return result.inserted_primary_key[0]
