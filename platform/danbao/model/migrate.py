@@ -114,6 +114,9 @@ def ensure_schema(engine: sa.Engine, models, *, attempts: int = 3) -> ApplyResul
     """
     if _up_to_date(engine, models):
         return ApplyResult([])
+    installed = _fresh_install(engine, models)
+    if installed is not None:
+        return installed
     for attempt in range(attempts):
         plan = plan_migration(engine, models)
         refusals = plan.refusals(allow_destructive=False)
@@ -125,6 +128,24 @@ def ensure_schema(engine: sa.Engine, models, *, attempts: int = 3) -> ApplyResul
             if exc.labels != [_CHANGED] or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _fresh_install(engine: sa.Engine, models) -> ApplyResult | None:
+    """On a database holding none of Danbao's tables, create them all at once.
+
+    There is nothing to lose and nothing to compare, so the alembic diff (the
+    bulk of a first start with many entities) is skipped. Returns None when
+    any managed table already exists: then the normal planned path runs.
+    """
+    with _transaction(engine, immediate=True) as conn:
+        if set(sa.inspect(conn).get_table_names()) & set(models.metadata.tables):
+            return None
+        models.metadata.create_all(conn)
+        ops = [Operation("create_system_table", name) for name in models.system]
+        ops += [Operation("create_table", name, detail={"columns": len(models.metadata.tables[name].columns)})
+                for name in models.entity_tables]
+        state_id = _record(conn, models, ops)
+    return ApplyResult(ops, None, state_id)
 
 
 #: pg_advisory_xact_lock key serialising applies across workers ("Danb").
