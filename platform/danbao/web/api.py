@@ -125,6 +125,23 @@ def list_records(entity):
                    result=[record_to_dict(em, obj, rt.meta) for obj in page.rows])
 
 
+def _answer(action, *, status=200):
+    """Run one service call; map the engine's refusals to their HTTP status."""
+    try:
+        result = action()
+    except NotFound as exc:
+        return _error(404, exc.message.zh, exc.message.en)
+    except ValidationFailed as exc:
+        return _invalid(exc)
+    except Conflict as exc:
+        return _error(409, exc.message.zh, exc.message.en)
+    return result if isinstance(result, tuple) else (result, status)
+
+
+def _one(em, obj):
+    return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta))
+
+
 @bp.post("/<entity>/")
 def create_record(entity):
     ok, resp = _guard(entity, "write")
@@ -134,13 +151,7 @@ def create_record(entity):
     data, resp = _body()
     if resp:
         return resp
-    try:
-        obj = _service(user).create(entity, data)
-    except ValidationFailed as exc:
-        return _invalid(exc)
-    except Conflict as exc:
-        return _error(409, exc.message.zh, exc.message.en)
-    return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta)), 201
+    return _answer(lambda: _one(em, _service(user).create(entity, data)), status=201)
 
 
 @bp.get("/<entity>/<record_id>")
@@ -149,11 +160,7 @@ def get_record(entity, record_id):
     if resp:
         return resp
     em, user = ok
-    try:
-        obj = _service(user).get(entity, _record_id(record_id))
-    except NotFound as exc:
-        return _error(404, exc.message.zh, exc.message.en)
-    return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta))
+    return _answer(lambda: _one(em, _service(user).get(entity, _record_id(record_id))))
 
 
 @bp.put("/<entity>/<record_id>")
@@ -168,15 +175,8 @@ def update_record(entity, record_id):
     version = data.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         return _invalid(ValidationFailed({"version": _label("应为整数", "must be an integer")}))
-    try:
-        obj = _service(user).update(entity, _record_id(record_id), data, expected_version=version)
-    except NotFound as exc:
-        return _error(404, exc.message.zh, exc.message.en)
-    except ValidationFailed as exc:
-        return _invalid(exc)
-    except Conflict as exc:
-        return _error(409, exc.message.zh, exc.message.en)
-    return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta))
+    return _answer(lambda: _one(em, _service(user).update(entity, _record_id(record_id), data,
+                                                          expected_version=version)))
 
 
 @bp.delete("/<entity>/<record_id>")
@@ -184,17 +184,15 @@ def delete_record(entity, record_id):
     ok, resp = _guard(entity, "delete")
     if resp:
         return resp
-    em, user = ok
+    _em, user = ok
     raw = request.args.get("version")
     if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
         return _invalid(ValidationFailed({"version": _label("应为整数", "must be an integer")}))
-    try:
+
+    def delete():
         _service(user).delete(entity, _record_id(record_id), expected_version=int(raw) if raw else None)
-    except NotFound as exc:
-        return _error(404, exc.message.zh, exc.message.en)
-    except Conflict as exc:
-        return _error(409, exc.message.zh, exc.message.en)
-    return jsonify(message="已删除" if _lang() == "zh" else "deleted")
+        return jsonify(message="已删除" if _lang() == "zh" else "deleted")
+    return _answer(delete)
 
 
 @bp.get("/openapi.json")
