@@ -272,7 +272,7 @@ class Checker:
         return kind, _result_scale(op, ls, rs, node)
 
     def _check_power(self, node: ast.BinOp) -> None:
-        if _is_pow(node.left) or _is_pow(node.right):
+        if any(_is_pow(n) for n in ast.walk(node.left)) or _is_pow(node.right):
             raise self.err("EX030", "nested ** is not allowed", node)
         n = node.right
         if not (isinstance(n, ast.Constant) and type(n.value) is int

@@ -27,6 +27,7 @@ CODES: dict[str, str] = {
     "EX040": "a function used has no SQL form",
     "EX041": "no column given for a name the expression uses",
     "EX042": "database dialect not supported (sqlite and postgresql are)",
+    "EX043": "the SQL form would be too large or too deeply nested for the database",
     # evaluation
     "EX100": "construct refused at run time (internal safety net)",
     "EX101": "text result too long (more than 10000 characters)",

@@ -27,9 +27,9 @@ from danbao.expr import sqlfuncs
 from danbao.expr.kinds import ANY, DATE, DATETIME, NULL, NUMBER, VALUE_TYPES, word
 
 CENT = Decimal("0.01")
-#: add_days refuses to move a date further than this (beyond year 9999 anyway).
+#: Moving a date by more days or months than these always leaves 0001..9999
+#: (the result is None); checked first so no huge timedelta is ever built.
 MAX_DAYS = 3_660_000
-#: add_months likewise (10 000 years).
 MAX_MONTHS = 120_000
 
 

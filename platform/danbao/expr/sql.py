@@ -25,7 +25,8 @@ from decimal import Decimal
 from typing import Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, ColumnElement, Grouping
 
 from danbao.expr.checker import DIV_SCALE, Checked
 from danbao.expr.errors import ExprError
@@ -36,7 +37,9 @@ from danbao.expr.sqlfuncs import DIALECTS, SqlContext, concat, date_literal
 SQLITE_MAX_ROUND = 15
 _CMP = {ast.Eq: "__eq__", ast.NotEq: "__ne__", ast.Lt: "__lt__", ast.LtE: "__le__",
         ast.Gt: "__gt__", ast.GtE: "__ge__"}
-_ARITH = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}
+_ARITH = {ast.Add: operators.add, ast.Sub: operators.sub, ast.Mult: operators.mul}
+#: Binding strength of the arithmetic we build (higher binds tighter).
+_STRENGTH = {operators.add: 1, operators.sub: 1, operators.mul: 2}
 
 
 def to_sql(checked: Checked, columns: Mapping[str, ColumnElement], *, today: dt.date,
@@ -59,9 +62,66 @@ def to_sql(checked: Checked, columns: Mapping[str, ColumnElement], *, today: dt.
                                      f"evaluated in Python", None, checked.source)
     tr = Translator(checked, columns, today, dialect_name)
     body = checked.tree.body
-    if checked.type == BOOLEAN:
-        return tr.cond(body, definite=True)
-    return tr.value(body)
+    result = tr.cond(body, definite=True) if checked.type == BOOLEAN else tr.value(body)
+    check_translation(result, dialect_name, checked.source)
+    return result
+
+
+#: Most SQL elements a translation may render to (shared parts count each time
+#: they are rendered: add_months on SQLite, for one, names its date three times).
+MAX_SQL_ELEMENTS = 5000
+
+
+def rendered_size(element) -> int:
+    """How many elements ``element`` renders to, counting shared parts once
+    per use, in time linear in the number of distinct parts."""
+    sizes: dict[int, int] = {}
+    stack = [(element, False)]
+    while stack:
+        elem, expanded = stack.pop()
+        key = id(elem)
+        if key in sizes:
+            continue
+        children = list(elem.get_children())
+        if expanded or not children:
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+        else:
+            stack.append((elem, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(element)]
+
+
+def check_translation(element, dialect_name: str, source: str) -> None:
+    """EX043 when the SQL would be too big, or too deeply nested for SQLite's
+    parser (its stack allows about 30 nested function calls)."""
+    size = rendered_size(element)
+    if size > MAX_SQL_ELEMENTS:
+        raise ExprError("EX043", f"the SQL form would have {size} parts (at most {MAX_SQL_ELEMENTS}); "
+                                 f"evaluate this expression in Python", None, source)
+    if dialect_name == "sqlite":
+        from sqlalchemy.dialects import sqlite as sqlite_dialect
+        sql = str(element.compile(dialect=sqlite_dialect.dialect()))
+        problem = sqlite_parse_problem(sql)
+        if problem:
+            raise ExprError("EX043", f"SQLite cannot parse the SQL form ({problem}); "
+                                     f"evaluate this expression in Python", None, source)
+
+
+def sqlite_parse_problem(sql_expression: str) -> str | None:
+    """SQLite's own verdict on whether it can parse the expression (names it
+    does not know are fine here: they are checked after parsing)."""
+    import sqlite3
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(f"SELECT {sql_expression}")
+    except sqlite3.Error as exc:
+        message = str(exc)
+        if "stack overflow" in message or "too large" in message or "too many" in message \
+                or "too deep" in message:
+            return message
+    finally:
+        conn.close()
+    return None
 
 
 class Translator:
@@ -132,8 +192,13 @@ class Translator:
     def _definite(self, pred, sides, definite: bool):
         if not definite:
             return pred
-        guards = [col.is_not(None) for node, col in sides if _nullable(node, self.checked)]
-        return sa.and_(pred, *guards) if guards else pred
+        nullable = [(node, col) for node, col in sides if _nullable(node, self.checked)]
+        if not nullable:
+            return pred
+        if all(isinstance(node, ast.Name) for node, _ in nullable):
+            # x > 5 AND x IS NOT NULL: stays usable by an index on x
+            return sa.and_(pred, *(col.is_not(None) for _, col in nullable))
+        return sa.func.coalesce(pred, sa.false(), type_=sa.Boolean())   # computes each side once
 
     # -- values -------------------------------------------------------------------
     def operand(self, node) -> ColumnElement:
@@ -187,8 +252,7 @@ class Translator:
         if op is ast.Pow:
             return self._power(node)
         if op in _ARITH:
-            left, right = self.value(node.left), self.value(node.right)
-            return left.op(_ARITH[op], return_type=sa.Numeric())(right)
+            return arith(_ARITH[op], self.value(node.left), self.value(node.right))
         left, right = self.value(node.left), self.value(node.right)
         if op is ast.Div:
             return self._div(node.left, left, right)
@@ -196,7 +260,7 @@ class Translator:
             return self._trunc(self._div(node.left, left, right))
         # a % b = a - b * (a // b): the sign of a, as in Python here
         q = self._trunc(self._div(node.left, left, right))
-        return left.op("-", return_type=sa.Numeric())(right.op("*", return_type=sa.Numeric())(q))
+        return arith(operators.sub, left, arith(operators.mul, right, q))
 
     def _text(self, node):
         v = self.value(node)
@@ -226,7 +290,7 @@ class Translator:
             return sa.case((base.is_(None), sa.null()), else_=self._literal(Decimal(1)))
         result = base
         for _ in range(n - 1):
-            result = result.op("*", return_type=sa.Numeric())(base)
+            result = arith(operators.mul, result, base)
         return result
 
     def _call(self, node: ast.Call):
@@ -241,6 +305,23 @@ class Translator:
                 else self._literal(ctx.folded)
         args = [self.operand(a) for a in node.args]
         return spec.sql(ctx, *args)
+
+
+def arith(op, left, right) -> ColumnElement:
+    """``left op right`` with only the parentheses SQL needs: a chain such as
+    a + b + c renders flat (SQLite's parser stack is shallow, about 30 levels
+    of nesting), while a - (b + c) and (a + b) * c keep theirs."""
+    strength = _STRENGTH[op]
+    return BinaryExpression(_group(left, strength, right_side=False),
+                            _group(right, strength, right_side=True), op, type_=sa.Numeric())
+
+
+def _group(expr, strength: int, right_side: bool):
+    if isinstance(expr, BinaryExpression):
+        inner = _STRENGTH.get(expr.operator)
+        if inner is None or inner < strength or (right_side and inner == strength):
+            return Grouping(expr)
+    return expr
 
 
 def _is_none(node) -> bool:

@@ -71,17 +71,48 @@ def sql_days_between(ctx: SqlContext, a, b):
     return b.op("-", return_type=sa.Integer())(a)          # date - date = integer days
 
 
+#: Days from 0001-01-01 to 9999-12-31: a result outside [0, LAST_DAY] is out of range.
+LAST_DAY = 3_652_058
+#: Month index (year * 12 + month - 1) of 0001-01 and 9999-12.
+FIRST_MONTH, LAST_MONTH = 12, 9999 * 12 + 11
+
+
+def _in_date_range(ctx: SqlContext, x):
+    """NULL for dates outside 0001-01-01 .. 9999-12-31, as Python gives None.
+
+    SQLite's date() already gives NULL beyond 9999 but writes years 0 and below
+    as '0000-..' / '-0714-..' (text that sorts below '0000-12-31'). PostgreSQL
+    has BC dates and dates after 9999; both ends are mapped onto a sentinel
+    that NULLIF removes, so the date is computed once."""
+    if ctx.is_sqlite:
+        floor = sa.literal("0000-12-31", sa.String())
+        return sa.func.nullif(sa.func.max(x, floor, type_=sa.String()), floor, type_=sa.String())
+    lo = sa.literal_column("DATE '0001-12-31 BC'", sa.Date())
+    hi = sa.literal_column("DATE '10000-01-01'", sa.Date())
+    squeezed = sa.func.least(sa.func.greatest(x, lo, type_=sa.Date()), hi, type_=sa.Date())
+    return sa.func.nullif(sa.func.nullif(squeezed, lo, type_=sa.Date()), hi, type_=sa.Date())
+
+
+def _clamp(x, lo, hi):
+    return sa.func.least(sa.func.greatest(x, lo), hi)
+
+
 def sql_add_days(ctx: SqlContext, d, n):
-    days = _whole_int(ctx, n)
     if ctx.is_sqlite:
         # CAST(NULL AS INTEGER) || ' days' is NULL, and date(d, NULL) is NULL
-        return sa.func.date(d, concat(days, sa.literal(" days", sa.String())), type_=sa.String())
-    return d.op("+", return_type=sa.Date())(days)           # date + integer = date
+        days = concat(_whole_int(ctx, n), sa.literal(" days", sa.String()))
+        return _in_date_range(ctx, sa.func.date(d, days, type_=sa.String()))
+    # PostgreSQL: count days from 0001-01-01 so that no intermediate date can
+    # leave PostgreSQL's own range (which would be an error, not NULL)
+    epoch = sa.literal_column("DATE '0001-01-01'", sa.Date())
+    offset = d.op("-", return_type=sa.Numeric())(epoch) + sa.func.trunc(sa.cast(n, sa.Numeric()))
+    offset = _clamp(offset, -1, LAST_DAY + 1)
+    return _in_date_range(ctx, epoch.op("+", return_type=sa.Date())(sa.cast(offset, sa.Integer())))
 
 
 def sql_add_months(ctx: SqlContext, d, n):
-    months = _whole_int(ctx, n)
     if ctx.is_sqlite:
+        months = _whole_int(ctx, n)
         # first of the target month, plus (day - 1) days ...
         shifted = sa.func.date(
             d, "start of month", concat(months, sa.literal(" months", sa.String())),
@@ -91,9 +122,13 @@ def sql_add_months(ctx: SqlContext, d, n):
         last = sa.func.date(
             d, "start of month", concat(months + 1, sa.literal(" months", sa.String())),
             "-1 days", type_=sa.String())
-        return sa.func.min(shifted, last, type_=sa.String())
-    # PostgreSQL's date + interval 'n months' already clamps to the month's end
-    return sa.cast(d.op("+", return_type=sa.DateTime())(sa.func.make_interval(0, months)), sa.Date())
+        return _in_date_range(ctx, sa.func.min(shifted, last, type_=sa.String()))
+    # PostgreSQL's date + interval 'n months' clamps to the month's end itself;
+    # n is first bounded so the target month stays within 1 BC .. 10000 AD
+    here = sa.extract("year", d) * 12 + sa.extract("month", d) - 1
+    months = _clamp(sa.func.trunc(sa.cast(n, sa.Numeric())), FIRST_MONTH - 1 - here, LAST_MONTH + 1 - here)
+    moved = d.op("+", return_type=sa.DateTime())(sa.func.make_interval(0, sa.cast(months, sa.Integer())))
+    return _in_date_range(ctx, sa.cast(moved, sa.Date()))
 
 
 def sql_round_money(ctx: SqlContext, x):
