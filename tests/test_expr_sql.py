@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from danbao.expr import compile_expression
+from danbao.expr import ExprError, compile_expression
 from test_expr_support import (SCOPE, STATUSES, TODAY, DealTable, assert_agree, deal_values)
 
 d = dt.date
@@ -24,7 +24,7 @@ EXAMPLES = int(os.environ.get("DANBAO_EXPR_EXAMPLES", "60"))
 # ------------------------------------------------------------------ data
 EDGE_DATES = [d(2024, 1, 31), d(2024, 2, 28), d(2024, 2, 29), d(2023, 2, 28), d(2023, 1, 31),
               d(2024, 12, 31), d(2023, 12, 31), d(2024, 3, 31), d(2024, 3, 1), d(2025, 2, 28),
-              d(2024, 4, 30), d(2000, 2, 29), d(2024, 1, 1)]
+              d(2024, 4, 30), d(2000, 2, 29), d(2024, 1, 1), d(1, 1, 31), d(9999, 12, 31), d(9999, 11, 30)]
 dates = st.one_of(st.none(), st.sampled_from(EDGE_DATES), st.dates(d(2000, 1, 1), d(2040, 12, 31)))
 money = st.one_of(st.none(), st.sampled_from([Decimal(x) for x in ("0", "0.01", "-0.01", "0.30", "1", "3",
                                                                      "15000.00", "99999.99", "1.5")]),
@@ -42,7 +42,8 @@ todays = st.sampled_from([TODAY, d(2024, 1, 31), d(2023, 12, 31), d(2025, 2, 28)
 
 # ------------------------------------------------------------------ expressions
 NUM_LITERALS = ["0", "1", "2", "-3", "12", "0.015", "100", "0.5", "30", "365", "-0.01", "15000", "1000000.01"]
-INT_LITERALS = ["0", "1", "-1", "2", "12", "-12", "13", "24", "31", "-31", "60", "-400"]
+INT_LITERALS = ["0", "1", "-1", "2", "12", "-12", "13", "24", "31", "-31", "60", "-400",
+                "48000", "-48001", "1460001", "-739000"]
 DIVISORS = ["2", "3", "4", "7", "0", "100", "0.1", "360"]
 
 
@@ -267,3 +268,71 @@ def test_long_sums_translate(database_url, n):
             assert_agree(table.compare(conn, [src], TODAY))
     finally:
         table.dispose()
+
+
+def _nest(template: str, inner: str, times: int) -> str:
+    for _ in range(times):
+        inner = template.format(inner)
+    return inner
+
+
+@pytest.mark.parametrize("source, dialect", [
+    (_nest("add_months({}, 1)", "start", 8) + " > today()", "sqlite"),
+    (_nest("min({}, term)", "amount", 16) + " > 0", "postgresql"),
+    (_nest("({} / 2)", "amount", 18) + " > 0", "sqlite"),
+    (_nest("add_days({}, 1)", "start", 12) + " > today()", "sqlite"),
+])
+def test_sql_too_large_or_too_deep_is_refused_quickly(source, dialect):
+    """Python evaluates these fine; their SQL form would repeat parts
+    exponentially or overflow SQLite's parser stack, so to_sql says EX043
+    (fast: the size is counted, never rendered)."""
+    import time
+    ce = compile_expression(source, SCOPE)
+    ce.evaluate(deal_values(start=d(2024, 1, 31), amount=Decimal("5"), term=1), today=TODAY)
+    started = time.perf_counter()
+    with pytest.raises(ExprError) as info:
+        ce.check_sql(dialect)
+    assert info.value.code == "EX043"
+    assert time.perf_counter() - started < 2
+
+
+def test_check_sql():
+    compile_expression("add_months(start, 2) > today()", SCOPE).check_sql("sqlite")
+    compile_expression("add_months(start, 2) > today()", SCOPE).check_sql("postgresql")
+    with pytest.raises(ExprError) as info:
+        compile_expression("amount > 1", SCOPE).check_sql("oracle")
+    assert info.value.code == "EX042"
+
+
+def test_related_names_translate_through_a_join(database_url):
+    """``customer__grade`` style names: the caller joins, entity_columns maps."""
+    from danbao.expr import Scope, entity_columns
+    from danbao.model.builder import build_models
+    from metafactory import entity, field, meta
+    m = meta(entity("customer", field("grade", "enum", options=["A", "B"]), field("limit_amount", "money")),
+             entity("loan", field("amount", "money"), field("customer", "reference", target="customer")))
+    models = build_models(m)
+    engine = sa.create_engine(database_url)
+    try:
+        models.metadata.create_all(engine)
+        loan, customer = models.table("loan"), models.table("customer")
+        with engine.begin() as conn:
+            conn.execute(customer.insert(), [dict(id=1, grade="A", limit_amount=Decimal("100"), version=1),
+                                             dict(id=2, grade="B", limit_amount=None, version=1)])
+            conn.execute(loan.insert(), [dict(id=1, amount=Decimal("50"), customer_id=1, version=1),
+                                         dict(id=2, amount=Decimal("150"), customer_id=1, version=1),
+                                         dict(id=3, amount=Decimal("10"), customer_id=2, version=1),
+                                         dict(id=4, amount=Decimal("10"), customer_id=None, version=1)])
+        scope = Scope.for_entity(m, "loan", related=("customer",))
+        rule = compile_expression("customer__grade == 'A' and amount > customer__limit_amount * 0.9", scope,
+                                  expect="boolean")
+        cols = entity_columns(m.entity("loan"), loan, related={"customer": (m.entity("customer"), customer)})
+        query = sa.select(loan.c.id).select_from(loan.outerjoin(customer, loan.c.customer_id == customer.c.id))
+        pred = rule.to_sql(cols, today=TODAY, dialect_name=engine.dialect.name)
+        with engine.connect() as conn:
+            assert set(conn.scalars(query.where(pred))) == {2}
+            assert set(conn.scalars(query.where(sa.not_(pred)))) == {1, 3, 4}
+        assert rule.evaluate({"customer__grade": "A", "customer__limit_amount": Decimal("100"),
+                              "amount": Decimal("150")}, today=TODAY) is True
+    finally:
+        engine.dispose()

@@ -4,14 +4,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Mapping
 
+import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from danbao.expr import evaluate as _evaluate
 from danbao.expr import sql as _sql
 from danbao.expr.checker import Checked, check
 from danbao.expr.functions import REGISTRY, FunctionRegistry
-from danbao.expr.kinds import BOOLEAN
+from danbao.expr.kinds import BOOLEAN, DATE, DATETIME, NUMBER, TEXT
 from danbao.expr.scope import Scope
+
+
+_SQL_TYPES = {NUMBER: sa.Numeric, TEXT: sa.String, BOOLEAN: sa.Boolean, DATE: sa.Date,
+              DATETIME: sa.DateTime}
 
 
 class CompiledExpr:
@@ -73,6 +78,13 @@ class CompiledExpr:
         give their value (NULL where Python gives None).
         """
         return _sql.to_sql(self._checked, columns, today=today, dialect_name=dialect_name)
+
+    def check_sql(self, dialect_name: str) -> None:
+        """Raise ExprError (EX040/EX042/EX043) if this expression cannot be
+        pushed down to ``dialect_name``; for checking rules when a pack loads."""
+        columns = {name: sa.column(name, _SQL_TYPES.get(self._scope[name].type, sa.Numeric())())
+                   for name in self.names}
+        _sql.to_sql(self._checked, columns, today=dt.date(2000, 1, 1), dialect_name=dialect_name)
 
     def __repr__(self) -> str:
         return f"<CompiledExpr {self.source!r} -> {self.type}>"

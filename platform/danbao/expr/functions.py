@@ -27,10 +27,10 @@ from danbao.expr import sqlfuncs
 from danbao.expr.kinds import ANY, DATE, DATETIME, NULL, NUMBER, VALUE_TYPES, word
 
 CENT = Decimal("0.01")
-#: Moving a date by more days or months than these always leaves 0001..9999
-#: (the result is None); checked first so no huge timedelta is ever built.
-MAX_DAYS = 3_660_000
-MAX_MONTHS = 120_000
+#: add_days / add_months give None when asked to move further than this (about
+#: 4000 years): the SQL forms then never meet a date PostgreSQL cannot hold.
+MAX_DAYS = sqlfuncs.MAX_DAYS
+MAX_MONTHS = sqlfuncs.MAX_MONTHS
 
 
 class ArgError(Exception):
@@ -197,6 +197,7 @@ def fn_days_between(a, b) -> int:
 
 
 def fn_add_days(d, n):
+    """``d`` moved by ``n`` days; None beyond MAX_DAYS or outside 0001..9999."""
     n = _whole(n)
     if abs(n) > MAX_DAYS:
         return None
@@ -208,7 +209,8 @@ def fn_add_days(d, n):
 
 def fn_add_months(d, n):
     """``d`` moved by ``n`` months, the day clamped to the end of the target
-    month: 2024-01-31 + 1 month = 2024-02-29."""
+    month: 2024-01-31 + 1 month = 2024-02-29. None beyond MAX_MONTHS or
+    outside 0001..9999."""
     d, n = _date(d), _whole(n)
     if abs(n) > MAX_MONTHS:
         return None
@@ -291,9 +293,11 @@ BUILTINS: tuple[FunctionSpec, ...] = (
     FunctionSpec("days_between", fn_days_between, (DATE, DATE), NUMBER, sqlfuncs.sql_days_between,
                  scale=lambda s: 0, builtin=True, doc="b - a in days, a whole number"),
     FunctionSpec("add_days", fn_add_days, (DATE, NUMBER), DATE, sqlfuncs.sql_add_days,
-                 builtin=True, doc="d moved by n days (n cut to a whole number toward zero)"),
+                 builtin=True, doc="d moved by n days (n cut to a whole number toward zero); "
+                                   "None outside years 1..9999 or beyond 1 460 000 days"),
     FunctionSpec("add_months", fn_add_months, (DATE, NUMBER), DATE, sqlfuncs.sql_add_months,
-                 builtin=True, doc="d moved by n months, clamped to the end of the month"),
+                 builtin=True, doc="d moved by n months, clamped to the end of the month; "
+                                   "None outside years 1..9999 or beyond 48 000 months"),
     FunctionSpec("round_money", fn_round_money, (NUMBER,), NUMBER, sqlfuncs.sql_round_money,
                  scale=lambda s: 2, builtin=True, doc="x rounded to 0.01, halves away from zero"),
     FunctionSpec("abs", fn_abs, (NUMBER,), NUMBER, sqlfuncs.sql_abs, scale=_max_scale,

@@ -14,6 +14,12 @@ import datetime as dt
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import Grouping
+
+#: add_days / add_months give None (NULL) when asked to move further than this
+#: (about 4000 years); danbao.expr.functions uses the same numbers.
+MAX_DAYS = 1_460_000
+MAX_MONTHS = 48_000
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -71,18 +77,12 @@ def sql_days_between(ctx: SqlContext, a, b):
     return b.op("-", return_type=sa.Integer())(a)          # date - date = integer days
 
 
-#: Days from 0001-01-01 to 9999-12-31: a result outside [0, LAST_DAY] is out of range.
-LAST_DAY = 3_652_058
-#: Month index (year * 12 + month - 1) of 0001-01 and 9999-12.
-FIRST_MONTH, LAST_MONTH = 12, 9999 * 12 + 11
-
-
 def _in_date_range(ctx: SqlContext, x):
     """NULL for dates outside 0001-01-01 .. 9999-12-31, as Python gives None.
 
     SQLite's date() already gives NULL beyond 9999 but writes years 0 and below
     as '0000-..' / '-0714-..' (text that sorts below '0000-12-31'). PostgreSQL
-    has BC dates and dates after 9999; both ends are mapped onto a sentinel
+    has BC dates and dates after 9999; both ends are squeezed onto a sentinel
     that NULLIF removes, so the date is computed once."""
     if ctx.is_sqlite:
         floor = sa.literal("0000-12-31", sa.String())
@@ -93,41 +93,48 @@ def _in_date_range(ctx: SqlContext, x):
     return sa.func.nullif(sa.func.nullif(squeezed, lo, type_=sa.Date()), hi, type_=sa.Date())
 
 
-def _clamp(x, lo, hi):
-    return sa.func.least(sa.func.greatest(x, lo), hi)
+def _bounded_whole(ctx: SqlContext, n, limit: int):
+    """``n`` cut toward zero, or NULL when that is beyond ±limit (Python gives
+    None there too). Keeps every intermediate date inside PostgreSQL's range
+    (4713 BC ..), so out-of-range input gives NULL, never an error."""
+    whole = _whole_int(ctx, n)
+    if ctx.is_sqlite:
+        # whole / (abs(whole) <= limit): divided by 1, or by 0, which SQLite makes NULL
+        ok = Grouping(sa.func.abs(whole) <= limit)
+        return whole.op("/", return_type=sa.Integer())(ok)
+    squeezed = sa.func.least(sa.func.greatest(sa.func.trunc(sa.cast(n, sa.Numeric())), -(limit + 1)),
+                             limit + 1)
+    inside = sa.func.nullif(sa.func.nullif(squeezed, -(limit + 1)), limit + 1)
+    return sa.cast(inside, sa.Integer())
 
 
 def sql_add_days(ctx: SqlContext, d, n):
+    days = _bounded_whole(ctx, n, MAX_DAYS)
     if ctx.is_sqlite:
-        # CAST(NULL AS INTEGER) || ' days' is NULL, and date(d, NULL) is NULL
-        days = concat(_whole_int(ctx, n), sa.literal(" days", sa.String()))
-        return _in_date_range(ctx, sa.func.date(d, days, type_=sa.String()))
-    # PostgreSQL: count days from 0001-01-01 so that no intermediate date can
-    # leave PostgreSQL's own range (which would be an error, not NULL)
-    epoch = sa.literal_column("DATE '0001-01-01'", sa.Date())
-    offset = d.op("-", return_type=sa.Numeric())(epoch) + sa.func.trunc(sa.cast(n, sa.Numeric()))
-    offset = _clamp(offset, -1, LAST_DAY + 1)
-    return _in_date_range(ctx, epoch.op("+", return_type=sa.Date())(sa.cast(offset, sa.Integer())))
+        # NULL || ' days' is NULL, and date(d, NULL) is NULL
+        moved = sa.func.date(d, concat(days, sa.literal(" days", sa.String())), type_=sa.String())
+    else:
+        moved = d.op("+", return_type=sa.Date())(days)          # date + integer = date
+    return _in_date_range(ctx, moved)
 
 
 def sql_add_months(ctx: SqlContext, d, n):
+    months = _bounded_whole(ctx, n, MAX_MONTHS)
     if ctx.is_sqlite:
-        months = _whole_int(ctx, n)
-        # first of the target month, plus (day - 1) days ...
+        # the first of the target month, plus (day - 1) days ...
         shifted = sa.func.date(
             d, "start of month", concat(months, sa.literal(" months", sa.String())),
             concat(sa.func.strftime("%d", d) - 1, sa.literal(" days", sa.String())),
             type_=sa.String())
-        # ... but never past the last day of the target month
+        # ... but never past the last day of the target month (the first of the
+        # next month, less a day; for 9999-12 that is NULL, and 31 days fit anyway)
         last = sa.func.date(
             d, "start of month", concat(months + 1, sa.literal(" months", sa.String())),
             "-1 days", type_=sa.String())
+        last = sa.func.coalesce(last, sa.literal("9999-12-31", sa.String()), type_=sa.String())
         return _in_date_range(ctx, sa.func.min(shifted, last, type_=sa.String()))
-    # PostgreSQL's date + interval 'n months' clamps to the month's end itself;
-    # n is first bounded so the target month stays within 1 BC .. 10000 AD
-    here = sa.extract("year", d) * 12 + sa.extract("month", d) - 1
-    months = _clamp(sa.func.trunc(sa.cast(n, sa.Numeric())), FIRST_MONTH - 1 - here, LAST_MONTH + 1 - here)
-    moved = d.op("+", return_type=sa.DateTime())(sa.func.make_interval(0, sa.cast(months, sa.Integer())))
+    # PostgreSQL's date + interval 'n months' clamps to the end of the month itself
+    moved = d.op("+", return_type=sa.DateTime())(sa.func.make_interval(0, months))
     return _in_date_range(ctx, sa.cast(moved, sa.Date()))
 
 
