@@ -431,3 +431,54 @@ def test_every_code_is_documented_in_the_readme():
         assert f"`{code}`" in readme, code
     for name in expr_functions.REGISTRY.names():
         assert f"`{name}(" in readme, name
+
+
+# ------------------------------------------------------------------ fuzzing
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TOKENS = ["amount", "rate", "term", "name", "flag", "start", "created_at", "today()", "None", "True",
+          "1", "0", "0.5", "-", "+", "*", "/", "//", "%", "**", "2", "(", ")", ",", "==", "!=", "<",
+          ">=", "and", "or", "not", "if", "else", "in", "('a', 'b')", "(1, 2)", "'x'", "add_months(",
+          "add_days(", "days_between(", "round_money(", "min(", "max(", "coalesce(", "abs(", "date(",
+          ".", "[", "]", "__class__", "lambda", ":", "x", "=", "f'", "{", "}", "*", " "]
+SAMPLE_VALUES = st.fixed_dictionaries({
+    "amount": st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=2,
+                                      min_value=-10 ** 12, max_value=10 ** 12),
+    "rate": st.none() | st.decimals(min_value=-1, max_value=1, places=6),
+    "term": st.none() | st.integers(-10 ** 6, 10 ** 6),
+    "name": st.none() | st.text(max_size=20),
+    "flag": st.none() | st.booleans(),
+    "start": st.none() | st.dates(),
+    "created_at": st.none() | st.datetimes(),
+})
+
+
+def _compile_or_refuse(source):
+    try:
+        return compile_expression(source, SCOPE)
+    except ExprError as exc:
+        assert exc.code in CODES and not exc.code.startswith("EX1")
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_any_text_compiles_or_is_refused_with_a_code(source):
+    _compile_or_refuse(source)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=25).map(" ".join), SAMPLE_VALUES,
+       st.dates())
+def test_token_soup_never_escapes(source, values, today):
+    """Whatever compiles evaluates to a plain value or raises ExprEvalError."""
+    ce = _compile_or_refuse(source)
+    if ce is None:
+        return
+    try:
+        result = ce.evaluate(values, today=today)
+    except ExprEvalError as exc:
+        assert exc.code.startswith("EX1")
+        return
+    assert result is None or type(result) in (bool, int, Decimal, str, dt.date, dt.datetime)
