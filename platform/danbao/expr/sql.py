@@ -5,7 +5,8 @@ NULL (so a caller may negate it safely), and selects exactly the rows for
 which Python evaluation gives ``True``. How the None rule is kept:
 
 * a comparison is NULL in SQL when a side is NULL; where that matters (under
-  ``not``, as a value, at the top) it becomes ``cmp AND x IS NOT NULL ...``;
+  ``not``, as a value, at the top) it becomes ``cmp AND x IS NOT NULL`` for
+  plain columns (an index on x still serves) or ``COALESCE(cmp, false)``;
 * ``x == None`` / ``x != None`` become ``IS NULL`` / ``IS NOT NULL``;
 * a yes/no column under ``not`` or at the top becomes ``col IS true``;
 * arithmetic NULL propagates as in Python; ``/ 0`` is ``NULLIF(b, 0)`` → NULL;
@@ -50,16 +51,16 @@ def to_sql(checked: Checked, columns: Mapping[str, ColumnElement], *, today: dt.
                                  f"supported: {', '.join(DIALECTS)}", None, checked.source)
     if type(today) is not dt.date:
         raise TypeError(f"today must be a datetime.date, not {type(today).__name__}")
+    for spec in checked.functions.values():
+        if spec.sql is None:
+            raise ExprError("EX040", f"{spec.name}() has no SQL form, so this rule can only be "
+                                     f"evaluated in Python", None, checked.source)
     for name in sorted(checked.names):
         col = columns.get(name) if isinstance(columns, Mapping) else None
         if col is None:
             raise ExprError("EX041", f"no column given for {name!r}", None, checked.source)
         if not isinstance(col, ColumnElement):
             raise TypeError(f"column for {name!r} must be a SQLAlchemy column expression, not {type(col).__name__}")
-    for spec in checked.functions.values():
-        if spec.sql is None:
-            raise ExprError("EX040", f"{spec.name}() has no SQL form, so this rule can only be "
-                                     f"evaluated in Python", None, checked.source)
     tr = Translator(checked, columns, today, dialect_name)
     body = checked.tree.body
     result = tr.cond(body, definite=True) if checked.type == BOOLEAN else tr.value(body)

@@ -51,7 +51,11 @@ def _whole_int(ctx: SqlContext, n):
     if ctx.is_sqlite:
         return sa.cast(n, sa.Integer())   # SQLite's CAST truncates toward zero
     # PostgreSQL's CAST rounds; trunc() first (over numeric, to avoid the float overload)
-    return sa.cast(sa.func.trunc(sa.cast(n, sa.Numeric())), sa.Integer())
+    return sa.cast(_trunc_numeric(n), sa.Integer())
+
+
+def _trunc_numeric(n):
+    return sa.func.trunc(sa.cast(n, sa.Numeric()))
 
 
 def concat(*parts):
@@ -97,13 +101,12 @@ def _bounded_whole(ctx: SqlContext, n, limit: int):
     """``n`` cut toward zero, or NULL when that is beyond ±limit (Python gives
     None there too). Keeps every intermediate date inside PostgreSQL's range
     (4713 BC ..), so out-of-range input gives NULL, never an error."""
-    whole = _whole_int(ctx, n)
     if ctx.is_sqlite:
+        whole = _whole_int(ctx, n)
         # whole / (abs(whole) <= limit): divided by 1, or by 0, which SQLite makes NULL
         ok = Grouping(sa.func.abs(whole) <= limit)
         return whole.op("/", return_type=sa.Integer())(ok)
-    squeezed = sa.func.least(sa.func.greatest(sa.func.trunc(sa.cast(n, sa.Numeric())), -(limit + 1)),
-                             limit + 1)
+    squeezed = sa.func.least(sa.func.greatest(_trunc_numeric(n), -(limit + 1)), limit + 1)
     inside = sa.func.nullif(sa.func.nullif(squeezed, -(limit + 1)), limit + 1)
     return sa.cast(inside, sa.Integer())
 
