@@ -417,7 +417,7 @@ def test_every_error_code_is_documented_and_exercised():
     emitted = set(re.findall(r'"(DB\d{3})"', source))
     readme = (REPO / "metadata" / "README.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| (DB\d{3}) \|", readme, re.M))
-    exercised = {code for case in CASES for _, _, code in _expected(BROKEN / case)}
+    exercised = {code for case in CASES for _, _, code in _expected(BROKEN / case) if code.startswith("DB")}
     assert emitted == documented
     assert documented == exercised
 

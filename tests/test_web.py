@@ -123,7 +123,7 @@ def test_form_create_with_child_rows_then_search(app):
     page = c.get("/e/corporate_customer/add")
     assert page.status_code == 200 and "统一社会信用代码" in page.get_data(as_text=True)
     form = {"name": "苏州博瑞新材料有限公司", "uscc": uscc(2), "industry": "C", "registered_capital": "1,000",
-            "high_tech": ["false", "true"],
+            "high_tech": ["false", "true"], "high_tech_cert_no": "GR202132123456",
             "shareholders-0-name": "李娜", "shareholders-0-holder_type": "person", "shareholders-0-share_ratio": "1",
             "shareholders-1-name": "", "shareholders-1-holder_type": "", "shareholders-1-share_ratio": ""}
     resp = c.post("/e/corporate_customer/add", data=form)
@@ -248,3 +248,27 @@ def test_referenced_record_cannot_be_deleted(app):
     resp = c.delete(f"/api/v1/bank/{bank}", headers=jwt(c, "root"))
     assert resp.status_code == 409
     assert c.get(f"/api/v1/corporate_customer/{rid}", headers=h).get_json()["result"]["basic_bank"] == bank
+
+
+def test_computed_and_conditional_fields_are_enforced_on_the_server(app):
+    c = app.test_client()
+    h = jwt(c, "pm")
+    # required_if: a high-tech company must give its certificate number
+    resp = c.post("/api/v1/corporate_customer/", json=corp_payload(high_tech=True), headers=h)
+    assert resp.status_code == 422 and "high_tech_cert_no" in resp.get_json()["errors"]
+    # visible_if false: whatever is sent for the hidden field is ignored
+    body = c.post("/api/v1/corporate_customer/", json=corp_payload(
+        high_tech=False, high_tech_cert_no="GR2020", registered_capital="800", paid_in_capital="300",
+        paid_in_ratio="0.99"), headers=h).get_json()["result"]
+    assert body["high_tech_cert_no"] is None
+    # computed: calculated on save (rounded half-up to the rate's 6 places), input ignored
+    assert body["paid_in_ratio"] == "0.375000"
+    body = c.put(f"/api/v1/corporate_customer/{body['id']}", json={"version": body["version"], "registered_capital": "0"},
+                 headers=h).get_json()["result"]
+    assert body["paid_in_ratio"] is None      # division by zero gives None, never a crash
+    ind = {"name": "李娜", "id_type": "resident_id", "id_no": "11010519491231002X", "housing": "mortgaged",
+           "annual_income": "300000", "total_debt": "100000"}
+    resp = c.post("/api/v1/individual_customer/", json=ind, headers=h)
+    assert resp.status_code == 422 and "mortgage_balance" in resp.get_json()["errors"]
+    body = c.post("/api/v1/individual_customer/", json=dict(ind, mortgage_balance="500000"), headers=h).get_json()
+    assert body["result"]["debt_to_income"] == "0.3333"

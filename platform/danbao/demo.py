@@ -106,7 +106,9 @@ def load_demo_data(app, size: int = 50, seed: int = 20261129) -> int:
             "employees": employees,
             "enterprise_size": "micro" if employees < 20 else ("small" if employees < 300 else "medium"),
             "tax_grade": rng.choice("AABBM"), "annual_tax": str(Decimal(rng.randint(5, 900)) * 10000),
-            "high_tech": rng.random() < 0.3, "debt_ratio": f"{rng.uniform(25, 85):.2f}",
+            "high_tech": (high_tech := rng.random() < 0.3),
+            "high_tech_cert_no": f"GR{rng.randint(2019, 2024)}{code[:2]}{rng.randint(100000, 999999)}" if high_tech else None,
+            "debt_ratio": f"{rng.uniform(25, 85):.2f}",
             "basic_bank": rng.choice(bank_ids), "contact_phone": f"0{rng.randint(20, 29)}-{rng.randint(60000000, 89999999)}",
             "shareholders": shareholders, "key_persons": key_persons,
         }
@@ -124,7 +126,8 @@ def load_demo_data(app, size: int = 50, seed: int = 20261129) -> int:
             "marital_status": "married" if married else "single",
             "mobile": f"1{rng.choice('3589')}{rng.randint(0, 9)}{rng.randint(10000000, 99999999)}", "region": icode,
             "address": f"{dict((c[0], c[1]) for c in CITIES)[icode]}{rng.choice(DISTRICTS)}{rng.choice(ROADS)}{rng.randint(1, 300)}号",
-            "housing": rng.choice(["owned", "mortgaged", "rented"]),
+            "housing": (housing := rng.choice(["owned", "mortgaged", "rented"])),
+            "mortgage_balance": str(Decimal(rng.randint(10, 150)) * 10000) if housing == "mortgaged" else None,
             "annual_income": str(Decimal(rng.randint(8, 120)) * 10000),
             "total_debt": str(Decimal(rng.randint(0, 80)) * 10000), "family_members": family,
         })

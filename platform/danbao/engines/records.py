@@ -8,6 +8,7 @@ takes a SQLAlchemy session, the built models and the acting user.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -16,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from danbao.engines.coerce import ID_LIMIT, FieldError, coerce_value, to_text
-from danbao.meta.model import EntityMeta, FieldMeta, Label
+from danbao.expr import ExprEvalError
+from danbao.meta.model import MONEY_SCALE, RATE_SCALE, EntityMeta, FieldMeta, Label
 
 #: Keys a payload may carry besides the entity's fields.
 SYSTEM_KEYS = frozenset({"id", "version", "created_at", "created_by_id", "updated_at", "updated_by_id", "parent_id"})
@@ -128,10 +130,11 @@ class RecordService:
         for key in data:
             if key not in known and key not in SYSTEM_KEYS:
                 errors[str(key)] = Label("没有这个字段", "is not a field of this record")
+        merged: dict[str, Any] = {}
         for f in em.fields:
             if f.type == "attachments":
                 continue
-            present = f.name in data and not (f.readonly and obj is not None)
+            present = f.name in data and not f.computed and not (f.readonly and obj is not None)
             if f.type == "children":
                 if present:
                     plan[f.name] = self._validate_children(f, obj, data[f.name], errors)
@@ -141,21 +144,77 @@ class RecordService:
                     value = coerce_value(f, data[f.name], codelist=self._codelist(f))
                 except FieldError as exc:
                     errors[f.name] = exc.message
-                    continue
-                plan[f.name] = value
+                    value = getattr(obj, f.column_name) if obj is not None else None
+                else:
+                    plan[f.name] = value
             elif obj is not None:
                 value = getattr(obj, f.column_name)
             else:
                 value = self._default(f)
                 if value is not None:
                     plan[f.name] = value
-            if f.required and value is None:
-                errors[f.name] = REQUIRED
+            merged[f.name] = value
+        self._apply_rules(em, obj, plan, merged, errors)
         if not errors:
             self._check_database(em, obj, plan, errors)
         if errors:
             raise ValidationFailed(errors)
         return plan
+
+    def _apply_rules(self, em: EntityMeta, obj, plan: dict, merged: dict, errors: dict) -> None:
+        """Conditions and computed values from metadata, enforced for every write.
+
+        A hidden or read-only-by-condition field keeps its stored value
+        (whatever was sent is ignored) and is not required; ``required_if``
+        adds to ``required``; computed fields are calculated last, in
+        declaration order, over the values the record will have.
+        """
+        today = self.clock().date()
+
+        def value_of(where: str, kind: str):
+            rule = self.meta.expression(em.name, where, kind)
+            if rule is None:
+                return None, False
+            try:
+                return rule.evaluate(merged, today=today), True
+            except ExprEvalError:   # a condition that cannot be evaluated does not hold
+                return None, True
+
+        def holds(where: str, kind: str) -> bool:
+            result, declared = value_of(where, kind)
+            return declared and result is True
+
+        def fails(where: str, kind: str) -> bool:
+            result, declared = value_of(where, kind)
+            return declared and result is not True
+
+
+        hidden = {n for s in em.sections if fails(f"section:{s.key}", "visible_if") for n in s.fields}
+        for f in em.column_fields:
+            if f.computed:
+                continue
+            ignored = f.name in hidden or fails(f.name, "visible_if") or holds(f.name, "readonly_if")
+            if ignored:
+                errors.pop(f.name, None)
+                if f.name in plan:
+                    plan.pop(f.name)
+                    merged[f.name] = getattr(obj, f.column_name) if obj is not None else None
+                continue
+            if merged.get(f.name) is None and (f.required or holds(f.name, "required_if")):
+                errors.setdefault(f.name, REQUIRED)
+        for f in em.column_fields:
+            if not f.computed or errors:
+                continue
+            try:
+                value = self.meta.expression(em.name, f.name, "computed").evaluate(merged, today=today)
+                value = coerce_value(f, _rounded(f, value), codelist=self._codelist(f))
+            except ExprEvalError as exc:
+                errors[f.name] = Label(f"无法计算：{exc.message}", f"cannot be computed: {exc.message}")
+                continue
+            except FieldError as exc:
+                errors[f.name] = exc.message
+                continue
+            merged[f.name] = plan[f.name] = value
 
     def _validate_children(self, f: FieldMeta, obj, rows, errors) -> list:
         child_em = self.meta.entity(f.target)
@@ -334,6 +393,14 @@ class RecordService:
             "field": field, "old_value": to_text(old), "new_value": to_text(new),
             "meta_version": self.meta.version,
         }
+
+
+def _rounded(f: FieldMeta, value):
+    """A computed number is rounded half-up to its field's places: the stated rounding point."""
+    if isinstance(value, Decimal) and f.type in ("decimal", "money", "rate") and value.is_finite():
+        scale = {"money": MONEY_SCALE, "rate": RATE_SCALE}.get(f.type, f.scale if f.scale is not None else 4)
+        return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    return value
 
 
 def record_to_dict(em: EntityMeta, obj, meta) -> dict:

@@ -51,7 +51,11 @@ def build_field(f: Layered, codelists: dict[str, CodeListMeta]) -> FieldMeta:
         max_size_mb=f.get("max_size_mb"),
         max_files=f.get("max_files"),
         default=default,
-        readonly=bool(f.get("readonly", False)),
+        readonly=bool(f.get("readonly", False)) or f.get("computed") is not None,
+        computed=f.get("computed"),
+        visible_if=f.get("visible_if"),
+        required_if=f.get("required_if"),
+        readonly_if=f.get("readonly_if"),
         renamed_from=f.get("renamed_from"),
         source=f.at,
     )
@@ -67,7 +71,8 @@ def build_entity(e: EntityDraft, codelists, permissions: dict[str, tuple[str, ..
     entity_label = label(e.head.get("label"))
     if e.sections_declared:
         sections = tuple(
-            SectionMeta(key=key, label=label(s.head.get("label")), fields=tuple(n for n, _ in s.fields))
+            SectionMeta(key=key, label=label(s.head.get("label")), fields=tuple(n for n, _ in s.fields),
+                        visible_if=s.head.get("visible_if"))
             for key, s in e.sections.items())
     else:
         sections = (SectionMeta(key=defaults.DEFAULT_SECTION, label=entity_label,

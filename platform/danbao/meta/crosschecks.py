@@ -24,8 +24,9 @@ from danbao.meta.yamlio import LineList
 #: The role Flask-AppBuilder creates; it may do everything and is never declared.
 BUILTIN_ROLES = frozenset({"Admin"})
 
-_COMMON = {"name", "type", "label", "help", "required", "readonly", "renamed_from"}
-_COLUMN = _COMMON | {"unique", "index", "default"}
+_CONDITIONS = {"visible_if", "required_if", "readonly_if"}
+_COMMON = {"name", "type", "label", "help", "required", "readonly", "renamed_from"} | _CONDITIONS
+_COLUMN = _COMMON | {"unique", "index", "default", "computed"}
 _LENGTHS = {"min_length", "max_length", "pattern"}
 _BOUNDS = {"min", "max"}
 #: The keys each field type takes; any other key is DB231.
@@ -42,7 +43,7 @@ ALLOWED_KEYS = {
     "enum": _COLUMN | {"options"},
     "code": _COLUMN | {"codelist"},
     "reference": _COMMON | {"unique", "index", "target"},
-    "children": {"name", "type", "label", "help", "readonly", "renamed_from", "target"},
+    "children": {"name", "type", "label", "help", "readonly", "renamed_from", "target", "visible_if"},
     "attachments": _COMMON | {"accept", "max_size_mb", "max_files"},
 }
 #: The key each type cannot do without (DB230).

@@ -11,6 +11,7 @@ nothing (design principle 1):
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from danbao.meta import names, schema, yamlio
 from danbao.meta.build import build, label
 from danbao.meta.crosschecks import RESOLUTION_CODES, cross_check
+from danbao.meta.expressions import compile_all
 from danbao.meta.errors import PackError, PackErrors, display_path, format_errors
 from danbao.meta.model import Meta, PackInfo, Source
 from danbao.meta.overlay import Doc, overlay
@@ -86,7 +88,10 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
                   for p in packs)
     meta = Meta(packs=infos, entities=entities, codelists=codelists, roles=roles, menus=menus,
                 digest=digest(packs))
-    return meta, []
+    compiled, expr_errors = compile_all(meta)
+    if expr_errors:
+        return None, sorted(set(expr_errors))
+    return dataclasses.replace(meta, expressions=compiled), []
 
 
 # -- reading ------------------------------------------------------------------

@@ -87,6 +87,10 @@ class FieldMeta:
     readonly: bool = False
     renamed_from: str | None = None
     source: Source | None = None
+    computed: str | None = None         # expression: calculated on save, shown read-only
+    visible_if: str | None = None       # expression: shown (and accepted) only when true
+    required_if: str | None = None      # expression: required when true
+    readonly_if: str | None = None      # expression: input ignored when true
 
     @property
     def is_column(self) -> bool:
@@ -118,6 +122,7 @@ class SectionMeta:
     key: str
     label: Label
     fields: tuple[str, ...]
+    visible_if: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,9 +250,11 @@ class Meta:
     roles: Mapping[str, RoleMeta]
     menus: Mapping[str, MenuMeta]
     digest: str
+    #: compiled expressions by ``entity.field.kind`` (see meta/expressions.py)
+    expressions: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
-        for attr in ("entities", "codelists", "roles", "menus"):
+        for attr in ("entities", "codelists", "roles", "menus", "expressions"):
             value = getattr(self, attr)
             if not isinstance(value, MappingProxyType):
                 object.__setattr__(self, attr, MappingProxyType(dict(value)))
@@ -256,6 +263,10 @@ class Meta:
     def version(self) -> str:
         names = "+".join(f"{p.name}@{p.version}" for p in self.packs)
         return f"{names}#{self.digest[:12]}"
+
+    def expression(self, entity: str, where: str, kind: str):
+        """The compiled expression declared on a field (or ``section:<key>``), or None."""
+        return self.expressions.get(f"{entity}.{where}.{kind}")
 
     def entity(self, name: str) -> EntityMeta:
         try:
