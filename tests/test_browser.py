@@ -59,6 +59,13 @@ def test_login_create_customer_with_shareholder_and_search(server, tmp_path):
         page.fill("#fld-name", "苏州金泰电子科技有限公司")
         page.fill("#fld-uscc", code)
         page.fill("#fld-registered_capital", "800")
+        # visible_if / required_if follow the checkbox as the user clicks
+        cert = page.locator("[data-field=high_tech_cert_no]")
+        assert cert.is_hidden()
+        page.check("#fld-high_tech")
+        assert cert.is_visible()
+        page.uncheck("#fld-high_tech")
+        assert cert.is_hidden()
         page.click(".danbao-add-row[data-child=shareholders]")
         page.fill("input[name='shareholders-0-name']", "周杰")
         page.select_option("select[name='shareholders-0-holder_type']", "person")
@@ -68,6 +75,7 @@ def test_login_create_customer_with_shareholder_and_search(server, tmp_path):
         assert page.inner_text("#record-title") == "苏州金泰电子科技有限公司"
         assert "周杰" in page.inner_text("#children-shareholders")
         page.screenshot(path=str(tmp_path / "show.png"), full_page=True)
+        _same_answers_in_browser_and_python(page)
         page.goto(server + "/e/corporate_customer/")
         page.fill("#search-q", "金泰")
         page.click("#search-go")
@@ -76,3 +84,35 @@ def test_login_create_customer_with_shareholder_and_search(server, tmp_path):
         assert rows.count() == 1
         assert "苏州金泰电子科技有限公司" in rows.first.inner_text()
         browser.close()
+
+
+def _same_answers_in_browser_and_python(page):
+    """The form's translated conditions agree with danbao.expr on sample values."""
+    import datetime as dt
+    import json
+    from decimal import Decimal
+    from danbao.expr import Scope, compile_expression
+    from danbao.web.exprjs import to_js
+    scope = Scope({"amount": "number", "status": "text", "flag": "boolean", "start": "date", "due": "date"})
+    rows = [{"amount": Decimal("1500"), "status": "active", "flag": True, "start": dt.date(2024, 1, 31), "due": dt.date(2024, 3, 1)},
+            {"amount": None, "status": None, "flag": None, "start": None, "due": None},
+            {"amount": Decimal("0"), "status": "closed", "flag": False, "start": dt.date(2023, 12, 31), "due": dt.date(2024, 2, 29)}]
+    sources = ["amount > 1000", "amount >= 1000 and flag", "not flag", "status in ['active', 'pending']",
+               "status not in ['active']", "amount == None", "status != None", "amount / 0 == None",
+               "add_months(start, 1) == due", "add_months(start, 1) <= due", "days_between(start, due) > 30",
+               "coalesce(amount, 5) > 1", "(amount if flag else 0) > 100", "abs(amount - 2000) < 600",
+               "max(amount, 10) > 100", "add_days(start, 30) < due", "today() > start", "-amount < 0",
+               "1000 < amount < 2000", "flag or amount == 0"]
+    today = dt.date(2024, 6, 1)
+    for source in sources:
+        rule = compile_expression(source, scope, expect="boolean")
+        js = to_js(source)
+        for row in rows:
+            expected = rule.evaluate(row, today=today) is True
+            plain = {k: (float(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, dt.date) else v)
+                     for k, v in row.items()}
+            got = page.evaluate(
+                "([js, row, today]) => { DanbaoExpr.today = today; "
+                "return new Function('v', 'D', 'return ' + js + ';')(n => row[n] === undefined ? null : row[n], DanbaoExpr) === true; }",
+                [js, plain, today.isoformat()])
+            assert got == expected, (source, row)

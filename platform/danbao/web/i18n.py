@@ -32,6 +32,7 @@ UI = {
     "workbench": ("工作台", "Workbench"), "my_recent": ("我最近修改的记录", "Records I changed recently"),
     "entities": ("业务数据", "Business data"), "count": ("记录数", "Records"),
     "created_at": ("创建时间", "Created"), "updated_at": ("更新时间", "Updated"), "version": ("版本", "Version"),
+    "computed": ("保存时自动计算", "calculated on save"),
     "from": ("从", "from"), "to": ("至", "to"), "language": ("English", "中文"),
 }
 

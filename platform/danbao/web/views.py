@@ -9,6 +9,8 @@ render. Permissions are checked per entity and action (see access.py).
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
@@ -20,6 +22,8 @@ from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
 from danbao.web.access import can
 from danbao.web.display import display, format_value, input_value, title_of
+from danbao.config import local_tz
+from danbao.web.exprjs import form_rules
 from danbao.web.forms import payload_from_form
 from danbao.web.i18n import current_lang, t
 
@@ -156,8 +160,10 @@ class EntityView(BaseView):
         if errors:
             flash(t("fix_errors"), "danger")
         files = rt.store.list(rt.session, em.name, obj.id) if obj is not None else []
+        rules = {"today": dt.datetime.now(local_tz()).date().isoformat(), "rules": form_rules(rt.meta, em),
+                 "types": {f.name: f.type for f in em.column_fields}}
         html = self.render_template("danbao/form.html", **self._ctx(
-            em, obj=obj, data=data, errors=errors, files=files,
+            em, obj=obj, data=data, errors=errors, files=files, rules=rules,
             version=version if version is not None else (obj.version if obj is not None else None)))
         return html, status
 
