@@ -52,3 +52,17 @@ def input_value(f: FieldMeta, value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def audit_value(meta: Meta, em, field_name: str | None, text: str | None, lang: str) -> str:
+    """An audit row's stored text, read as people read the field (option labels, yes/no, #id)."""
+    if text is None or em is None or not field_name or not em.has_field(field_name):
+        return text or ""
+    f = em.field(field_name)
+    if f.type in ("enum", "code"):
+        return format_value(meta, f, text, lang)
+    if f.type == "boolean":
+        return format_value(meta, f, text == "true", lang)
+    if f.type == "reference":
+        return f"#{text}"
+    return text

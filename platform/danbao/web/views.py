@@ -21,7 +21,7 @@ from danbao.engines.coerce import FieldError
 from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
 from danbao.web.access import can
-from danbao.web.display import display, format_value, input_value, title_of
+from danbao.web.display import audit_value, display, format_value, input_value, title_of
 from danbao.config import local_tz
 from danbao.web.exprjs import form_rules
 from danbao.web.forms import payload_from_form
@@ -69,6 +69,7 @@ class EntityView(BaseView):
                     display=lambda f, obj: display(rt.meta, f, obj, lang),
                     fmt=lambda f, v: format_value(rt.meta, f, v, lang),
                     title_of=lambda obj: title_of(rt.meta, obj), input_value=input_value,
+                    audit_value=lambda hem, field, text: audit_value(rt.meta, hem, field, text, lang),
                     filter_kind=filter_kind, can=can,
                     ref_options=lambda f: lookup(rt.session, rt.models, rt.meta.entity(f.target), "", limit=1000), csrf_token=generate_csrf,
                     base_template=current_app.appbuilder.base_template, appbuilder=current_app.appbuilder, **kw)
