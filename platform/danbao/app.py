@@ -97,7 +97,8 @@ def create_app(settings: Settings, *, meta: Meta | None = None) -> Flask:
     # Our templates (package) come after the repo's templates/ folder, which may override them.
     app.jinja_loader.searchpath.append(str(PACKAGE_DIR / "web" / "templates"))
     csrf = CSRFProtect()
-    db = SQLA()
+    # sessions live for one request; not expiring on commit saves re-reading what was just written
+    db = SQLA(session_options={"expire_on_commit": False})
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
