@@ -83,6 +83,8 @@ class RecordService:
         cls = self.models.cls(entity)
         plan = self._validate(em, None, data)
         obj = cls()
+        for f in em.children:        # a new record's rows are known: never lazy-load them
+            setattr(obj, f.name, [])
         now = self.clock()
         self._stamp(obj, now, created=True)
         if parent_id is not None:
