@@ -78,3 +78,12 @@ def test_demo_prepares_database_admin_and_data(env, monkeypatch):
     again = run("demo", "--no-serve")
     assert "admin user exists" in again.output and "shown once" not in again.output
     assert "demo data" not in again.output
+
+
+def test_warnings_scan_command(env):
+    assert run("db", "upgrade").exit_code == 0
+    result = run("warnings", "scan", "--as-of", "2026-11-01")
+    assert result.exit_code == 0, result.output
+    assert "corp_tax_grade_low: 0 matching, 0 opened, 0 closed" in result.output
+    bad = run("warnings", "scan", "--as-of", "11/01/2026")
+    assert bad.exit_code == 2 and "not a date" in bad.output

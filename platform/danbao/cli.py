@@ -122,6 +122,37 @@ def db_upgrade(allow_destructive, instance):
         click.echo(f"backup: {result.backup}")
 
 
+# -- warnings ---------------------------------------------------------------------
+@main.group(cls=click.Group)
+def warnings():
+    """Warning rules (预警)."""
+
+
+@warnings.command("scan")
+@click.option("--as-of", "as_of", default=None, help="the day to scan as (YYYY-MM-DD; default today)")
+@click.option("--rule", "rules", multiple=True, help="only these rule codes")
+@click.option("--instance", default=None)
+@_packs_or_exit
+def warnings_scan(as_of, rules, instance):
+    """Check every active rule over its whole table; open, keep or close warnings."""
+    import datetime as dt
+    from sqlalchemy.orm import Session
+    from danbao.config import local_tz
+    from danbao.engines.warnings import scan
+    from danbao.model.migrate import ensure_schema
+    settings = _settings(instance)
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(local_tz()).date()
+    except ValueError:
+        click.echo(f"--as-of: not a date (YYYY-MM-DD): {as_of}", err=True)
+        sys.exit(2)
+    engine, models, _plan_unused = _plan(settings)
+    ensure_schema(engine, models)
+    with Session(engine) as session:
+        for r in scan(session, models, models.meta, as_of=day, rules=list(rules) or None):
+            click.echo(f"{r.rule}: {r.matched} matching, {r.opened} opened, {r.closed} closed")
+
+
 # -- demo ----------------------------------------------------------------------------
 @main.command(with_appcontext=False)
 @click.option("--port", default=5000, show_default=True, type=int)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from danbao.meta import defaults
-from danbao.meta.model import (CodeItem, CodeListMeta, EntityMeta, FieldMeta, IndexMeta, Label,
+from danbao.meta.model import (WarningRuleMeta, CodeItem, CodeListMeta, EntityMeta, FieldMeta, IndexMeta, Label,
                                ListMeta, MenuMeta, Option, RoleMeta, SectionMeta)
 from danbao.meta.overlay import EntityDraft, Layered, Merged
 
@@ -141,4 +141,13 @@ def build(merged: Merged):
     permissions = resolve_permissions(merged.entities)
     entities = {n: build_entity(e, codelists, permissions[n]) for n, e in merged.entities.items()}
     return entities, codelists, roles, menus
+
+
+def build_warnings(merged: Merged) -> dict[str, WarningRuleMeta]:
+    return {code: WarningRuleMeta(
+        code=code, label=label(w.get("label")), entity=w.get("entity"), when=w.get("when"),
+        level=w.get("level"), message=label(w.get("message")),
+        notify_roles=tuple((w.get("notify") or {}).get("roles", ()) or ()),
+        every_minutes=int(w.get("every_minutes", 1440)), active=bool(w.get("active", True)), source=w.at)
+        for code, w in merged.warnings.items()}
 

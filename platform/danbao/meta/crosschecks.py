@@ -83,7 +83,18 @@ class CrossChecker:
             self._codelist(name, layer)
         for entity in self.m.entities.values():
             self._entity(entity)
+        for code, layer in self.m.warnings.items():
+            self._warning(code, layer)
         return self.errors
+
+    def _warning(self, code: str, w: Layered) -> None:
+        self._identifier(code, w.src("code"), "warning rule")
+        entity = w.get("entity")
+        if isinstance(entity, str) and entity not in self.m.entities:
+            self.error(w.src("entity"), "DB220", f"warning rule '{code}': entity '{entity}' is not declared")
+        for role in (w.get("notify") or {}).get("roles", []) or []:
+            if role not in self.m.roles and role not in BUILTIN_ROLES:
+                self.error(w.src("notify"), "DB225", f"warning rule '{code}': role '{role}' is not declared")
 
     # -- names ----------------------------------------------------------------
     def _identifier(self, name, src: Source, what: str) -> bool:

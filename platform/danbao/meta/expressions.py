@@ -40,4 +40,16 @@ def compile_all(meta: Meta) -> tuple[dict, list[PackError]]:
             except ExprError as exc:
                 errors.append(PackError(src.file if src else "?", src.line if src else 0, exc.code,
                                         f"{em.name}.{where} {kind}: {exc.message}"))
+    for rule in meta.warnings.values():
+        src = rule.source
+        try:
+            compiled[warning_key(rule.code)] = compile_expression(rule.when, Scope.for_entity(meta, rule.entity),
+                                                                  expect=BOOLEAN)
+        except ExprError as exc:
+            errors.append(PackError(src.file if src else "?", src.line if src else 0, exc.code,
+                                    f"warning rule {rule.code} when: {exc.message}"))
     return compiled, errors
+
+
+def warning_key(code: str) -> str:
+    return f"warning:{code}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from danbao.meta import names, schema, yamlio
-from danbao.meta.build import build, label
+from danbao.meta.build import build, build_warnings, label
 from danbao.meta.crosschecks import RESOLUTION_CODES, cross_check
 from danbao.meta.expressions import compile_all
 from danbao.meta.errors import PackError, PackErrors, display_path, format_errors
@@ -87,7 +87,7 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
                            requires=tuple(r for r, _ in p.requires), label=label(p.info.get("label")))
                   for p in packs)
     meta = Meta(packs=infos, entities=entities, codelists=codelists, roles=roles, menus=menus,
-                digest=digest(packs))
+                warnings=build_warnings(merged), digest=digest(packs))
     compiled, expr_errors = compile_all(meta)
     if expr_errors:
         return None, sorted(set(expr_errors))

@@ -229,6 +229,21 @@ class MenuMeta:
 
 
 @dataclass(frozen=True)
+class WarningRuleMeta:
+    """A warning (预警) rule: a yes/no condition over one entity, checked by scans."""
+    code: str
+    label: Label
+    entity: str
+    when: str
+    level: str                      # red | orange | yellow
+    message: Label                  # Jinja templates over the record's fields
+    notify_roles: tuple[str, ...] = ()
+    every_minutes: int = 1440
+    active: bool = True
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
 class PackInfo:
     name: str
     version: str
@@ -250,11 +265,12 @@ class Meta:
     roles: Mapping[str, RoleMeta]
     menus: Mapping[str, MenuMeta]
     digest: str
+    warnings: Mapping[str, WarningRuleMeta] = field(default_factory=dict)
     #: compiled expressions by ``entity.field.kind`` (see meta/expressions.py)
     expressions: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
-        for attr in ("entities", "codelists", "roles", "menus", "expressions"):
+        for attr in ("entities", "codelists", "roles", "menus", "warnings", "expressions"):
             value = getattr(self, attr)
             if not isinstance(value, MappingProxyType):
                 object.__setattr__(self, attr, MappingProxyType(dict(value)))

@@ -111,8 +111,11 @@ class Merged:
     roles: dict[str, Layered] = field(default_factory=dict)
     menus: dict[str, Layered] = field(default_factory=dict)
     codelists: dict[str, Layered] = field(default_factory=dict)
+    warnings: dict[str, Layered] = field(default_factory=dict)
 
 
+#: what a warning rule must have when first declared (a later pack may change any of it)
+WARNING_NEEDS = ("label", "entity", "when", "level", "message")
 _ENTITY_PARTS = ("fields", "sections", "list", "permissions", "indexes")
 
 
@@ -266,7 +269,8 @@ class Overlay:
     def _lists(self, doc: Doc) -> None:
         for kind, key_name, table in (("roles", "name", self.merged.roles),
                                       ("menus", "key", self.merged.menus),
-                                      ("codelists", "name", self.merged.codelists)):
+                                      ("codelists", "name", self.merged.codelists),
+                                      ("warnings", "code", self.merged.warnings)):
             for item, src in _items(doc.data, kind, doc.file):
                 name = item.get(key_name)
                 if not isinstance(name, str):
@@ -281,6 +285,9 @@ class Overlay:
                 if layer is None:
                     if kind == "codelists" and "items" not in item:
                         self.error(src, "DB111", f"new code list '{name}' needs items")
+                    missing = [k for k in WARNING_NEEDS if k not in item] if kind == "warnings" else []
+                    if missing:
+                        self.error(src, "DB111", f"new warning rule '{name}' needs {', '.join(missing)}")
                     layer = table[name] = Layered(src)
                 layer.merge(item, doc.file, self.when)
 

@@ -5,13 +5,15 @@ creates them but never proposes to alter or drop them.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Index, Integer,
+from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Index, Integer,
                         MetaData, String, Table, Text)
 
 AUDIT_TABLE = "danbao_audit"
 ATTACHMENT_TABLE = "danbao_attachment"
 SCHEMA_STATE_TABLE = "danbao_schema_state"
-SYSTEM_TABLES = (AUDIT_TABLE, ATTACHMENT_TABLE, SCHEMA_STATE_TABLE)
+WARNING_TABLE = "danbao_warning"
+WARNING_SCAN_TABLE = "danbao_warning_scan"
+SYSTEM_TABLES = (AUDIT_TABLE, ATTACHMENT_TABLE, SCHEMA_STATE_TABLE, WARNING_TABLE, WARNING_SCAN_TABLE)
 
 
 def add_system_tables(metadata: MetaData) -> dict[str, Table]:
@@ -61,4 +63,36 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         Column("tables", Text, nullable=False),
         Column("operations", Text, nullable=False),
     )
-    return {AUDIT_TABLE: audit, ATTACHMENT_TABLE: attachment, SCHEMA_STATE_TABLE: state}
+    warning = Table(
+        WARNING_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("rule", String(64), nullable=False),
+        Column("entity", String(64), nullable=False),
+        Column("record_id", Integer, nullable=False),
+        Column("level", String(16), nullable=False),
+        Column("message_zh", Text, nullable=False),
+        Column("message_en", Text, nullable=False),
+        Column("status", String(16), nullable=False),        # open | closed
+        Column("opened_at", DateTime, nullable=False),
+        Column("opened_as_of", Date, nullable=False),         # the day the condition was found true
+        Column("closed_at", DateTime),
+        Column("acknowledged_at", DateTime),
+        Column("acknowledged_by", String(256)),
+        Column("ack_comment", Text),
+        Column("meta_version", String(200), nullable=False),
+    )
+    Index("ix_danbao_warning_rule_status", warning.c.rule, warning.c.status)
+    Index("ix_danbao_warning_record", warning.c.entity, warning.c.record_id)
+    scan = Table(
+        WARNING_SCAN_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("rule", String(64), nullable=False),
+        Column("ran_at", DateTime, nullable=False),
+        Column("as_of", Date, nullable=False),
+        Column("matched", Integer, nullable=False),
+        Column("opened", Integer, nullable=False),
+        Column("closed", Integer, nullable=False),
+    )
+    Index("ix_danbao_warning_scan_rule", scan.c.rule, scan.c.as_of)
+    return {AUDIT_TABLE: audit, ATTACHMENT_TABLE: attachment, SCHEMA_STATE_TABLE: state,
+            WARNING_TABLE: warning, WARNING_SCAN_TABLE: scan}
