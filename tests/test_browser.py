@@ -89,7 +89,6 @@ def test_login_create_customer_with_shareholder_and_search(server, tmp_path):
 def _same_answers_in_browser_and_python(page):
     """The form's translated conditions agree with danbao.expr on sample values."""
     import datetime as dt
-    import json
     from decimal import Decimal
     from danbao.expr import Scope, compile_expression
     from danbao.web.exprjs import to_js

@@ -272,3 +272,16 @@ def test_computed_and_conditional_fields_are_enforced_on_the_server(app):
     assert resp.status_code == 422 and "mortgage_balance" in resp.get_json()["errors"]
     body = c.post("/api/v1/individual_customer/", json=dict(ind, mortgage_balance="500000"), headers=h).get_json()
     assert body["result"]["debt_to_income"] == "0.3333"
+
+
+def test_forms_refuse_posts_without_the_csrf_token(database_url, tmp_path):
+    app = make_app(database_url, tmp_path / "csrf", WTF_CSRF_ENABLED=True)
+    add_user(app, "pm", "project_manager")
+    c = app.test_client()
+    page = c.get("/login/").get_data(as_text=True)
+    c.post("/login/", data={"username": "pm", "password": "Secret-123", "csrf_token": csrf_from(page)})
+    page = c.get("/e/corporate_customer/add").get_data(as_text=True)
+    data = {"name": "无锡润泽包装材料有限公司", "uscc": uscc(9)}
+    assert c.post("/e/corporate_customer/add", data=data).status_code == 400
+    resp = c.post("/e/corporate_customer/add", data=dict(data, csrf_token=csrf_from(page)))
+    assert resp.status_code == 302

@@ -39,4 +39,4 @@ def jwt(client, username: str) -> dict:
 
 
 def csrf_from(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    return re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', html).group(1)

@@ -207,7 +207,6 @@ def _properties(em: EntityMeta, meta: Meta, classes: dict, tables: dict) -> dict
         back = [f.name for f in parent.children if f.target == em.name]
         if len(back) > 1:
             raise ValueError(f"{parent.name} has several children fields for {em.name!r}: {back}")
-        pt = tables[parent.name]
         props["parent"] = relationship(classes[parent.name], foreign_keys=[table.c.parent_id],
                                        back_populates=back[0] if back else None)
     clash = set(props) & set(table.c.keys())
