@@ -74,6 +74,9 @@ def test_dates_and_datetimes():
         coerce_value(fld("date"), "2023-02-29")
     with pytest.raises(FieldError):
         coerce_value(fld("date"), 20240101)
+    for edge in ("0001-01-01T00:00:01+03:00", "9999-12-31T23:59:00-05:00"):   # found by schemathesis
+        with pytest.raises(FieldError):
+            coerce_value(fld("datetime"), edge)
 
 
 def test_string_length_and_pattern():
@@ -103,3 +106,12 @@ def test_no_input_escapes_as_anything_but_fielderror(raw):
             coerce_value(fld(t, max_length=50) if t == "string" else fld(t), raw)
         except FieldError:
             pass
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_any_aware_datetime_is_stored_or_refused_cleanly(value):
+    try:
+        stored = coerce_value(fld("datetime"), value.isoformat())
+    except FieldError:
+        return
+    assert stored.tzinfo is None

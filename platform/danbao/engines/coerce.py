@@ -170,7 +170,10 @@ def _datetime(field, raw, _):
     if value.tzinfo is not None:
         # stored as naive local time (Asia/Shanghai by default)
         from danbao.config import local_tz
-        value = value.astimezone(local_tz()).replace(tzinfo=None)
+        try:
+            value = value.astimezone(local_tz()).replace(tzinfo=None)
+        except (OverflowError, ValueError):
+            raise FieldError("日期时间超出范围", "date and time out of range") from None
     return value
 
 
