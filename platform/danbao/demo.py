@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from danbao.checks import resident_id_check_char, uscc_check_char
 from danbao.engines.records import Actor, RecordService
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
@@ -28,22 +29,15 @@ INDUSTRY_BY_TRADE = {"精密机械": "C", "新材料": "C", "电子科技": "C",
 BANKS = [("中国工商银行", "南京分行"), ("中国农业银行", "苏州分行"), ("中国银行", "杭州分行"), ("中国建设银行", "宁波分行"),
          ("交通银行", "广州分行"), ("招商银行", "深圳分行"), ("江苏银行", "南京河西支行"), ("杭州银行", "科技支行")]
 
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
 def make_uscc(rng: random.Random, region: str) -> str:
-    body = "91" + region + "".join(rng.choice(USCC_ALPHABET[:10]) for _ in range(9))
-    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(body, USCC_WEIGHTS))
-    return body + USCC_ALPHABET[(31 - total % 31) % 31]
+    body = "91" + region + "".join(rng.choice("0123456789") for _ in range(9))
+    return body + uscc_check_char(body)
 
 
 def make_resident_id(rng: random.Random, region: str, birth: dt.date, male: bool) -> str:
     seq = rng.randint(0, 49) * 2 + (1 if male else 0)
     body = f"{region}{birth:%Y%m%d}{rng.randint(0, 9)}{seq:02d}"
-    total = sum(int(c) * w for c, w in zip(body, ID_WEIGHTS))
-    return body + "10X98765432"[total % 11]
+    return body + resident_id_check_char(body)
 
 
 def person_name(rng: random.Random) -> str:

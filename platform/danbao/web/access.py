@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from flask import current_app
+from flask import current_app, redirect, url_for
 
 from danbao.meta.model import Meta
 
@@ -90,3 +90,9 @@ def sync_permission_rows(sm, meta: Meta) -> int:
         added += 1
     session.commit()
     return added
+
+
+def login_redirect(**params):
+    """Send an anonymous visitor to FAB's login page (whichever auth view is configured)."""
+    sm = current_app.appbuilder.sm
+    return redirect(url_for(sm.auth_view.__class__.__name__ + ".login", **params))

@@ -19,6 +19,7 @@ from flask_login import current_user
 from jwt.exceptions import PyJWTError
 
 from danbao.engines.query import parse_list_args, run_list
+from danbao.meta.model import Label
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed, record_to_dict
 from danbao.web.access import can
 from danbao.web.i18n import current_lang
@@ -211,7 +212,6 @@ def _record_id(raw: str):
 
 
 def _label(zh, en):
-    from danbao.meta.model import Label
     return Label(zh, en)
 
 

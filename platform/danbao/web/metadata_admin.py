@@ -14,6 +14,7 @@ from flask_appbuilder import BaseView, expose
 from danbao.meta.loader import PackErrors, load_packs, validate_packs
 from danbao.model.builder import build_models
 from danbao.model.migrate import MigrationRefused, plan_migration
+from danbao.web.access import login_redirect
 from danbao.web.i18n import current_lang
 
 VIEW = "DanbaoMetadata"
@@ -47,7 +48,7 @@ class MetadataAdmin(BaseView):
     def _require_admin(self):
         user = getattr(g, "user", None)
         if user is None or not user.is_authenticated:
-            return redirect(url_for(current_app.appbuilder.sm.auth_view.__class__.__name__ + ".login"))
+            return login_redirect()
         if not current_app.appbuilder.sm.has_access("can_manage", VIEW):
             abort(403)
         return None

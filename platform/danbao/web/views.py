@@ -20,7 +20,7 @@ from flask_wtf.csrf import generate_csrf
 from danbao.engines.coerce import FieldError
 from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
-from danbao.web.access import can
+from danbao.web.access import can, login_redirect
 from danbao.web.display import audit_value, display, format_value, input_value, title_of
 from danbao.config import local_tz
 from danbao.web.exprjs import form_rules
@@ -52,8 +52,7 @@ class EntityView(BaseView):
     # -- helpers ----------------------------------------------------------
     def _entity(self, name: str, action: str = "read"):
         if not current_user.is_authenticated:
-            return None, redirect(url_for(current_app.appbuilder.sm.auth_view.__class__.__name__ + ".login",
-                                          next=request.full_path))
+            return None, login_redirect(next=request.full_path)
         meta = runtime().meta
         if name not in meta.entities:
             abort(404)

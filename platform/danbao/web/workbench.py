@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import current_app, g, redirect, url_for
 from flask_appbuilder import BaseView, IndexView, expose
 
-from danbao.web.access import can
+from danbao.web.access import can, login_redirect
 from danbao.web.i18n import current_lang, t
 
 
@@ -30,8 +30,7 @@ class Workbench(BaseView):
     def home(self):
         user = getattr(g, "user", None)
         if user is None or not user.is_authenticated:
-            sm = current_app.appbuilder.sm
-            return redirect(url_for(sm.auth_view.__class__.__name__ + ".login"))
+            return login_redirect()
         rt = current_app.extensions["danbao"]
         lang = current_lang()
         cards = []
