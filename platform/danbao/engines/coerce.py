@@ -201,11 +201,20 @@ def _reference(field, raw, _):
     return raw
 
 
+def _user(field, raw, _):
+    """A user is a user id; whether the account exists is checked against the database."""
+    try:
+        return _reference(field, raw, _)
+    except FieldError:
+        raise FieldError("应为用户编号", "must be a user id") from None
+
+
 _CONVERTERS = {
     "string": _string, "text": _string, "integer": _integer,
     "decimal": _decimal, "money": _decimal, "rate": _decimal,
     "boolean": _boolean, "date": _date, "datetime": _datetime,
     "enum": _enum, "code": _code, "reference": _reference,
+    "user": _user,
 }
 
 

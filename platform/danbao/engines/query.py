@@ -16,7 +16,7 @@ from danbao.engines.coerce import CONTROL_CHARS, FieldError, coerce_value, is_bl
 from danbao.meta.model import EntityMeta, Label
 
 RANGE_TYPES = {"integer", "decimal", "money", "rate", "date", "datetime"}
-CHOICE_TYPES = {"enum", "code", "boolean", "reference"}
+CHOICE_TYPES = {"enum", "code", "boolean", "reference", "user"}
 TEXT_TYPES = {"string", "text"}
 MAX_PAGE_SIZE = 100
 MAX_SEARCH = 100

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from danbao.engines.coerce import ID_LIMIT, FieldError, coerce_value, to_text
+from danbao.engines.users import user_exists
 from danbao.expr import ExprEvalError
 from danbao.meta.model import MONEY_SCALE, RATE_SCALE, EntityMeta, FieldMeta, Label
 
@@ -257,6 +258,8 @@ class RecordService:
                 target = self.models.cls(f.target)
                 if self.session.get(target, value) is None:
                     errors[f.name] = Label(f"引用的记录不存在（#{value}）", f"refers to a record that does not exist (#{value})")
+            if f.type == "user" and not user_exists(self.session, value):
+                errors[f.name] = Label(f"用户不存在（#{value}）", f"is not a user (#{value})")
             if f.unique:
                 col = getattr(cls, f.column_name)
                 query = sa.select(cls.id).where(col == value)

@@ -28,7 +28,7 @@ EXPECTABLE = frozenset({NUMBER, TEXT, BOOLEAN, DATE, DATETIME})
 FIELD_TYPE_MAP = {
     "string": TEXT, "text": TEXT, "enum": TEXT, "code": TEXT,
     "integer": NUMBER, "decimal": NUMBER, "money": NUMBER, "rate": NUMBER,
-    "reference": NUMBER,
+    "reference": NUMBER, "user": NUMBER,
     "boolean": BOOLEAN, "date": DATE, "datetime": DATETIME,
 }
 
@@ -54,7 +54,7 @@ def field_kind(f: FieldMeta) -> str:
 
 def field_scale(f: FieldMeta) -> int | None:
     """Decimal places of a numeric field's values (None for non-numbers)."""
-    if f.type in ("integer", "reference"):
+    if f.type in ("integer", "reference", "user"):
         return 0
     if f.type == "money":
         return MONEY_SCALE

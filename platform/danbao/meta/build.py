@@ -148,6 +148,7 @@ def build_warnings(merged: Merged) -> dict[str, WarningRuleMeta]:
         code=code, label=label(w.get("label")), entity=w.get("entity"), when=w.get("when"),
         level=w.get("level"), message=label(w.get("message")),
         notify_roles=tuple((w.get("notify") or {}).get("roles", ()) or ()),
+        notify_fields=tuple((w.get("notify") or {}).get("fields", ()) or ()),
         every_minutes=int(w.get("every_minutes", 1440)), active=bool(w.get("active", True)), source=w.at)
         for code, w in merged.warnings.items()}
 

@@ -43,6 +43,7 @@ ALLOWED_KEYS = {
     "enum": _COLUMN | {"options"},
     "code": _COLUMN | {"codelist"},
     "reference": _COMMON | {"unique", "index", "target"},
+    "user": _COMMON | {"index"},
     "children": {"name", "type", "label", "help", "readonly", "renamed_from", "target", "visible_if"},
     "attachments": _COMMON | {"accept", "max_size_mb", "max_files"},
 }
@@ -95,6 +96,14 @@ class CrossChecker:
         for role in (w.get("notify") or {}).get("roles", []) or []:
             if role not in self.m.roles and role not in BUILTIN_ROLES:
                 self.error(w.src("notify"), "DB225", f"warning rule '{code}': role '{role}' is not declared")
+        entity_draft = self.m.entities.get(entity) if isinstance(entity, str) else None
+        for name in (w.get("notify") or {}).get("fields", []) or []:
+            if entity_draft is None:
+                break
+            f = entity_draft.fields.get(name)
+            if f is None or f.get("type") != "user":
+                self.error(w.src("notify"), "DB229", f"warning rule '{code}': notify field '{name}' "
+                           f"is not a user field of '{entity}'")
 
     # -- names ----------------------------------------------------------------
     def _identifier(self, name, src: Source, what: str) -> bool:

@@ -14,8 +14,10 @@ from typing import Mapping
 #: Field types whose values live in a column of the entity's own table.
 COLUMN_TYPES = frozenset({
     "string", "text", "integer", "decimal", "money", "rate", "boolean",
-    "date", "datetime", "enum", "code", "reference",
+    "date", "datetime", "enum", "code", "reference", "user",
 })
+#: Field types stored as ``<name>_id`` (an id of a record, or of a user).
+ID_TYPES = frozenset({"reference", "user"})
 #: Field types that live elsewhere (child table rows, attachment store).
 RELATION_TYPES = frozenset({"children", "attachments"})
 FIELD_TYPES = COLUMN_TYPES | RELATION_TYPES
@@ -98,8 +100,8 @@ class FieldMeta:
 
     @property
     def column_name(self) -> str:
-        """References are stored as ``<name>_id``; everything else as ``name``."""
-        return f"{self.name}_id" if self.type == "reference" else self.name
+        """References and users are stored as ``<name>_id``; everything else as ``name``."""
+        return f"{self.name}_id" if self.type in ID_TYPES else self.name
 
     @property
     def max_chars(self) -> int:
@@ -238,6 +240,7 @@ class WarningRuleMeta:
     level: str                      # red | orange | yellow
     message: Label                  # Jinja templates over the record's fields
     notify_roles: tuple[str, ...] = ()
+    notify_fields: tuple[str, ...] = ()   # ``user`` fields of the entity: the record's own people
     every_minutes: int = 1440
     active: bool = True
     source: Source | None = None

@@ -105,7 +105,7 @@ def column_type(f: FieldMeta):
         return Date()
     if t == "datetime":
         return DateTime()
-    if t == "reference":
+    if t in ("reference", "user"):
         return Integer()
     raise ValueError(f"field {f.name!r}: type {t!r} has no column")
 
@@ -162,7 +162,7 @@ def _index_specs(em: EntityMeta) -> list[tuple[tuple[str, ...], bool]]:
     for f in em.column_fields:
         if f.unique:
             add((f.column_name,), True)
-        elif f.index or f.type == "reference":
+        elif f.index or f.type in ("reference", "user"):
             add((f.column_name,), False)
     for ix in em.indexes:
         add(tuple(_index_column(em, n) for n in ix.fields), ix.unique)

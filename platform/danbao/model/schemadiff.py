@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from danbao.meta.model import ID_TYPES
 from danbao.model.naming import fk_name
 from danbao.model.operations import Operation
 from danbao.model.system import SCHEMA_STATE_TABLE, SYSTEM_TABLES
@@ -64,7 +65,7 @@ class Names:
 
 def _old_column(f, db_cols: set[str]) -> str | None:
     """The database column a renamed field was stored in."""
-    candidates = ([f"{f.renamed_from}_id", f.renamed_from] if f.type == "reference"
+    candidates = ([f"{f.renamed_from}_id", f.renamed_from] if f.type in ID_TYPES
                   else [f.renamed_from, f"{f.renamed_from}_id"])
     return next((c for c in candidates if c in db_cols), None)
 

@@ -7,18 +7,21 @@ from decimal import Decimal
 from danbao.meta.model import FieldMeta, Meta
 
 
-def display(meta: Meta, f: FieldMeta, obj, lang: str) -> str:
+def display(meta: Meta, f: FieldMeta, obj, lang: str, users=None) -> str:
     """The text a person reads for ``f`` on ``obj`` (never None)."""
     if f.type == "reference":
         target = getattr(obj, f.name, None)
         return title_of(meta, target) if target is not None else ""
     value = getattr(obj, f.column_name, None)
-    return format_value(meta, f, value, lang)
+    return format_value(meta, f, value, lang, users)
 
 
-def format_value(meta: Meta, f: FieldMeta, value, lang: str) -> str:
+def format_value(meta: Meta, f: FieldMeta, value, lang: str, users=None) -> str:
+    """``users`` maps user ids to names for ``user`` fields (see UserNames)."""
     if value is None:
         return ""
+    if f.type == "user":
+        return (users or {}).get(value, f"#{value}")
     if f.type == "boolean":
         return ("是" if value else "否") if lang == "zh" else ("Yes" if value else "No")
     if f.type == "enum":
@@ -63,6 +66,21 @@ def audit_value(meta: Meta, em, field_name: str | None, text: str | None, lang: 
         return format_value(meta, f, text, lang)
     if f.type == "boolean":
         return format_value(meta, f, text == "true", lang)
-    if f.type == "reference":
+    if f.type in ("reference", "user"):
         return f"#{text}"
     return text
+
+
+class UserNames(dict):
+    """id -> display name, read from the database the first time a name is needed."""
+
+    def __init__(self, load):
+        super().__init__()
+        self._load = load
+        self._loaded = False
+
+    def get(self, key, default=None):
+        if not self._loaded:
+            self.update(self._load())
+            self._loaded = True
+        return super().get(key, default)

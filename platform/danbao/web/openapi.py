@@ -44,6 +44,8 @@ def field_schema(meta: Meta, f: FieldMeta, *, output: bool) -> dict:
         s = {"type": "string", "enum": [i.code for i in meta.codelists[f.codelist].items]}
     elif t == "reference":
         s = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": f"id of a {f.target} record"}
+    elif t == "user":
+        s = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": "id of a user"}
     elif t == "children":
         child = meta.entity(f.target)
         s = {"type": "array", "items": entity_schema(meta, child, output=output, child=True), "maxItems": 500}

@@ -21,7 +21,8 @@ from danbao.engines.coerce import FieldError
 from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
 from danbao.web.access import can, login_redirect
-from danbao.web.display import audit_value, display, format_value, input_value, title_of
+from danbao.engines.users import active_users, user_names
+from danbao.web.display import UserNames, audit_value, display, format_value, input_value, title_of
 from danbao.config import local_tz
 from danbao.web.exprjs import form_rules
 from danbao.web.forms import payload_from_form
@@ -64,9 +65,11 @@ class EntityView(BaseView):
     def _ctx(self, em, **kw):
         rt = runtime()
         lang = current_lang()
+        users = UserNames(lambda: user_names(rt.session))
         return dict(em=em, meta=rt.meta, lang=lang, t=t, label=lambda x: x.get(lang) if x else "",
-                    display=lambda f, obj: display(rt.meta, f, obj, lang),
-                    fmt=lambda f, v: format_value(rt.meta, f, v, lang),
+                    display=lambda f, obj: display(rt.meta, f, obj, lang, users),
+                    fmt=lambda f, v: format_value(rt.meta, f, v, lang, users),
+                    user_options=lambda: active_users(rt.session),
                     title_of=lambda obj: title_of(rt.meta, obj), input_value=input_value,
                     audit_value=lambda hem, field, text: audit_value(rt.meta, hem, field, text, lang),
                     filter_kind=filter_kind, can=can,
