@@ -25,10 +25,27 @@ def api_app(module_database_url, tmp_path_factory):
     # a couple of rows so GET/PUT/DELETE on ids 1..n reach real records
     headers = jwt(client, "fuzzer")
     client.post("/api/v1/bank/", json={"name": "测试银行", "credit_line": "1000.00"}, headers=headers)
+    _open_warnings(app)
     yield app, headers
     with app.app_context():
         app.extensions["danbao"].db.session.remove()
         app.extensions["danbao"].db.engine.dispose()
+
+
+def _open_warnings(app):
+    """Warnings in the fuzzer's inbox (a risk officer), so acknowledging reaches real ones."""
+    import datetime as dt
+    import random
+    from danbao.demo import make_uscc
+    from danbao.engines.records import Actor, RecordService
+    from danbao.engines.warnings import scan
+    with app.app_context():
+        rt = app.extensions["danbao"]
+        svc = RecordService(rt.models, rt.session, Actor(None, "fuzz"))
+        for i in range(3):
+            svc.create("corporate_customer", {"name": f"预警企业{i}", "uscc": make_uscc(random.Random(i), "320100"),
+                                              "tax_grade": "D"})
+        scan(rt.session, rt.models, rt.meta, as_of=dt.date(2026, 11, 1), rules=["corp_tax_grade_low"])
 
 
 def _operations(schema):

@@ -29,6 +29,7 @@ def server(database_url, tmp_path):
     _require_browser()
     app = make_app(database_url, tmp_path / "instance", WTF_CSRF_ENABLED=True)
     add_user(app, "pm", "project_manager")
+    _one_warning_for_project_managers(app)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -37,6 +38,21 @@ def server(database_url, tmp_path):
     thread.start()
     yield f"http://127.0.0.1:{port}"
     srv.shutdown()
+
+
+def _one_warning_for_project_managers(app):
+    """A company founded 100 days ago: the core rule corp_newly_founded notifies project managers."""
+    import datetime as dt
+    from danbao.demo import make_uscc
+    from danbao.engines.records import Actor, RecordService
+    from danbao.engines.warnings import scan
+    today = dt.date.today()
+    with app.app_context():
+        rt = app.extensions["danbao"]
+        RecordService(rt.models, rt.session, Actor(None, "t")).create("corporate_customer", {
+            "name": "南京新创科技有限公司", "uscc": make_uscc(random.Random(3), "320100"),
+            "established_on": (today - dt.timedelta(days=100)).isoformat()})
+        scan(rt.session, rt.models, rt.meta, as_of=today, rules=["corp_newly_founded"])
 
 
 def test_login_create_customer_with_shareholder_and_search(server, tmp_path):
@@ -54,6 +70,7 @@ def test_login_create_customer_with_shareholder_and_search(server, tmp_path):
         page.fill("input[name=password]", PASSWORD)
         page.click("input[type=submit], button[type=submit]")
         page.wait_for_url("**/workbench/**")
+        assert page.inner_text("#danbao-warning-badge") == "1"      # open warnings, in the menu bar
         page.goto(server + "/e/corporate_customer/")
         page.click("#add-record")
         page.fill("#fld-name", "苏州金泰电子科技有限公司")

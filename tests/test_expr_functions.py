@@ -70,6 +70,13 @@ CASES = [
     ("add_days(start, term)", dict(start=d(9999, 12, 31), term=-1460000), d(6002, 8, 27)),
     ("add_days(start, term)", dict(start=d(9999, 12, 31), term=-10 ** 15), None),
     ("add_days(start, amount * 1000000)", dict(start=d(2024, 1, 1), amount=D("99999.99")), None),
+    # years_between: whole years, the anniversary reached by month and day
+    ("years_between(start, maturity)", dict(start=d(1996, 11, 30), maturity=d(2026, 11, 29)), 29),
+    ("years_between(start, maturity)", dict(start=d(1996, 11, 30), maturity=d(2026, 11, 30)), 30),
+    ("years_between(start, maturity)", dict(start=d(2000, 2, 29), maturity=d(2025, 2, 28)), 24),
+    ("years_between(start, maturity)", dict(start=d(2000, 2, 29), maturity=d(2025, 3, 1)), 25),
+    ("years_between(start, maturity)", dict(start=d(2026, 5, 1), maturity=d(2025, 5, 2)), -1),
+    ("years_between(start, maturity)", dict(start=None, maturity=d(2025, 5, 2)), None),
     # days_between: b - a
     ("days_between(start, maturity)", dict(start=d(2024, 2, 1), maturity=d(2024, 3, 1)), 29),
     ("days_between(start, maturity)", dict(start=d(2023, 2, 1), maturity=d(2023, 3, 1)), 28),

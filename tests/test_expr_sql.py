@@ -71,6 +71,7 @@ def _levels(top: int):
             st.builds(lambda a, c: f"({a} + {c})", w, st.sampled_from(INT_LITERALS)),
             st.builds(lambda a: f"({a} * 2)", w),
             st.builds(lambda a, c: f"days_between({a}, {c})", d_, d_),
+            st.builds(lambda a, c: f"years_between({a}, {c})", d_, d_),
             st.builds(lambda a: f"({a} // 3)", w),
             st.builds(lambda a: f"coalesce({a}, 1)", w),
             st.builds(lambda a: f"(amount * {a})", st.sampled_from(["1", "-1", "0.5"])),

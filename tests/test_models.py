@@ -90,8 +90,9 @@ def test_system_columns(models):
     assert fk.target_fullname == "sample.id" and fk.ondelete == "CASCADE"
     assert any(ix.name == "ix_sample_line_parent_id" for ix in t.indexes)
     assert "parent_id" not in models.table("sample").c
-    assert set(models.system) == {"danbao_audit", "danbao_attachment", "danbao_schema_state", "danbao_warning",
-                                  "danbao_warning_scan"}
+    assert set(models.system) == {"danbao_audit", "danbao_attachment", "danbao_schema_state", "danbao_warning", "danbao_score", "danbao_score_item",
+                                  "danbao_warning_scan", "danbao_wf_instance", "danbao_wf_task", "danbao_wf_action",
+                                  "danbao_wf_vote"}
     assert models.entity_tables == ("sample", "bank", "sample_line")
 
 

@@ -28,8 +28,13 @@ from danbao.web import access
 from danbao.web.api import register_api
 from danbao.web.errors import register_error_pages
 from danbao.web.i18n import LazyLabel
+from danbao.web import inbox as inbox_view
+from danbao.web.inbox import WarningInbox
 from danbao.web.views import EntityView
 from danbao.web.metadata_admin import MetadataAdmin
+from danbao.web import workflow_views
+from danbao.web.scores import ScoreView
+from danbao.web.workflow_views import WorkflowView
 from danbao.web.workbench import Workbench
 
 log = logging.getLogger(__name__)
@@ -114,13 +119,24 @@ def create_app(settings: Settings, *, meta: Meta | None = None) -> Flask:
                                          static_url_path="/danbao-static"))
         appbuilder.add_view_no_menu(EntityView())
         appbuilder.add_view_no_menu(Workbench())
+        appbuilder.add_view_no_menu(ScoreView())
         appbuilder.add_view(MetadataAdmin(), "danbao_metadata", label=LazyLabel(METADATA_MENU_LABEL), icon="fa-sitemap",
                             category="Security")
         _add_menus(appbuilder, meta)
+        if meta.workflows:
+            appbuilder.add_view(WorkflowView(), "danbao_tasks", label=LazyLabel(workflow_views.MENU_LABEL),
+                                icon="fa-tasks")
+            workflow_views.register_badge(app)
+        appbuilder.add_view(WarningInbox(), inbox_view.MENU_NAME, label=LazyLabel(inbox_view.MENU_LABEL),
+                            icon="fa-bell")
+        inbox_view.register_badge(app)
         register_api(app, csrf)
         register_error_pages(app)
         access.sync_permission_rows(appbuilder.sm, meta)
         plugins.load_plugins(app, runtime)
+        if settings.scheduler:      # last: a build that fails leaves no scheduler behind
+            from danbao.scheduler import start_for
+            start_for(app, runtime)
     return app
 
 

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import sys
@@ -24,7 +25,9 @@ def _settings(instance: str | None = None) -> Settings:
 
 def _create_app(*_args, **_kwargs):
     from danbao.app import create_app
-    return create_app(_settings())
+    settings = _settings()
+    settings.scheduler = False      # `danbao fab ...` runs one command; no background scans
+    return create_app(settings)
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
@@ -166,6 +169,7 @@ def demo(port, instance, size, no_serve):
     settings = _settings(instance)
     if "DANBAO_DATABASE_URL" not in os.environ:
         settings.database_url = f"sqlite:///{settings.instance_dir / 'danbao.db'}"
+    settings.scheduler = settings.scheduler and not no_serve   # DANBAO_SCHEDULER, on by default
     try:
         app = create_app(settings)
     except Exception as exc:  # pack errors or refused migrations: say what, not a traceback
@@ -188,6 +192,12 @@ def demo(port, instance, size, no_serve):
         n = load_demo_data(app, size=size)
         if n:
             click.echo(f"demo data: {n} records")
+            from danbao.config import local_tz
+            from danbao.engines.warnings import scan
+            rt = app.extensions["danbao"]
+            today = dt.datetime.now(local_tz()).date()
+            opened = sum(r.opened for r in scan(rt.session, rt.models, rt.meta, as_of=today))
+            click.echo(f"warnings opened: {opened}")
     click.echo(f"Danbao demo: http://127.0.0.1:{port}/  (user admin)  instance: {settings.instance_dir}")
     if not no_serve:
         from werkzeug.serving import run_simple

@@ -28,6 +28,9 @@ class Settings:
     testing: bool = False
     # a file larger than this (MB) is refused even if the field allows more
     max_upload_mb: int = 200
+    # scan warning rules on their schedule inside this process (see danbao/scheduler.py);
+    # off unless asked for, so tests and CLI commands never start background jobs
+    scheduler: bool = False
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -37,7 +40,7 @@ class Settings:
         packs = os.environ.get("DANBAO_PACKS")
         pack_paths = tuple(Path(p) for p in packs.split(os.pathsep)) if packs else DEFAULT_PACKS
         return cls(instance_dir=inst, database_url=url, packs=pack_paths,
-                   secret_key=_instance_secret(inst))
+                   secret_key=_instance_secret(inst), scheduler=_flag("DANBAO_SCHEDULER", True))
 
     @property
     def attachments_dir(self) -> Path:
@@ -46,6 +49,18 @@ class Settings:
     @property
     def backups_dir(self) -> Path:
         return self.instance_dir / "backups"
+
+
+def _flag(name: str, default: bool) -> bool:
+    """A yes/no setting: 0/false/no/off turn it off, 1/true/yes/on on; unset or empty keeps the default."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
 
 
 def _instance_secret(instance_dir: Path) -> str:

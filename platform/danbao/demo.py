@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from danbao.checks import resident_id_check_char, uscc_check_char
 from danbao.engines.records import Actor, RecordService
+from danbao.engines.users import active_users
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志强海燕晓东红梅文博子轩浩然欣怡雨桐思远佳怡俊杰宇航"
@@ -67,6 +68,8 @@ def load_demo_data(app, size: int = 50, seed: int = 20261129) -> int:
     rng = random.Random(seed)
     svc = RecordService(rt.models, rt.session, Actor(user_id=None, username="demo"))
     count = 0
+    scored: list[tuple[str, int]] = []
+    managers = [uid for uid, _ in active_users(rt.session)]
     bank_ids = []
     for name, branch in BANKS:
         bank = svc.create("bank", {"name": f"{name}{branch}", "branch": branch,
@@ -106,15 +109,20 @@ def load_demo_data(app, size: int = 50, seed: int = 20261129) -> int:
             "basic_bank": rng.choice(bank_ids), "contact_phone": f"0{rng.randint(20, 29)}-{rng.randint(60000000, 89999999)}",
             "shareholders": shareholders, "key_persons": key_persons,
         }
-        svc.create("corporate_customer", customer)
-        count += 1 + len(shareholders) + len(key_persons)
+        if meta.entity("corporate_customer").has_field("statements"):
+            customer["statements"] = demo_statements(rng, capital, Decimal(customer["debt_ratio"]))
+        corp = svc.create("corporate_customer", customer)
+        count += 1 + len(shareholders) + len(key_persons) + len(customer.get("statements", ()))
+        scored.append(("corporate_customer", corp.id))
+        if "guarantee_project" in meta.entities:
+            count += demo_project(svc, rng, i, corp, bank_ids, managers)
         male = rng.random() < 0.6
         ibirth = dt.date(rng.randint(1965, 1998), rng.randint(1, 12), rng.randint(1, 28))
         icode = rng.choice(CITIES)[0]
         married = rng.random() < 0.7
         family = [{"relation": "spouse", "name": person_name(rng), "employer": f"{rng.choice(NAME_WORDS)}商贸有限公司",
                    "monthly_income": str(Decimal(rng.randint(30, 200)) * 100)}] if married else []
-        svc.create("individual_customer", {
+        person = svc.create("individual_customer", {
             "name": person_name(rng), "sex": "M" if male else "F", "id_type": "resident_id",
             "id_no": make_resident_id(rng, icode, ibirth, male), "birth_date": ibirth.isoformat(),
             "marital_status": "married" if married else "single",
@@ -126,4 +134,80 @@ def load_demo_data(app, size: int = 50, seed: int = 20261129) -> int:
             "total_debt": str(Decimal(rng.randint(0, 80)) * 10000), "family_members": family,
         })
         count += 1 + len(family)
+        scored.append(("individual_customer", person.id))
+    count += score_demo_customers(rt, rng, scored)
+    return count
+
+
+STATUSES = ["guaranteeing"] * 6 + ["applying", "reviewing", "approved", "released", "overdue", "compensated"]
+
+
+def demo_project(svc, rng: random.Random, i: int, corp, bank_ids, managers) -> int:
+    """One guarantee project for a demo company, at a random stage; in-force ones
+    start so that some fall due within 30 days and some are overdue."""
+    today = dt.date.today()
+    months = rng.choice([6, 12, 12, 12, 24, 36])
+    status = rng.choice(STATUSES)
+    start = today - dt.timedelta(days=rng.randint(0, months * 30 + 20))
+    amount = Decimal(rng.randrange(50, 3000)) * 10000
+    rate = Decimal(rng.choice(["0.015000", "0.020000", "0.025000"]))
+    fee = (amount * rate / 4).quantize(Decimal("0.01"))
+    fees = []
+    if status not in ("applying", "reviewing"):
+        for q in range(max(1, months // 3)):
+            due = start + dt.timedelta(days=91 * q)
+            paid = due < today - dt.timedelta(days=20) or rng.random() < 0.5
+            fees.append({"due_on": due.isoformat(), "amount": str(fee),
+                         "paid_amount": str(fee) if paid else None, "paid_on": due.isoformat() if paid else None})
+    svc.create("guarantee_project", {
+        "project_no": f"DB{today.year}{i + 1:04d}", "name": f"{corp.name}流动资金贷款担保",
+        "customer_kind": "corporate", "corporate_customer": corp.id, "bank": rng.choice(bank_ids),
+        "amount": str(amount), "term_months": months, "start_date": start.isoformat(), "fee_rate": str(rate),
+        "status": status, "risk_class": "attention" if status == "overdue" else "normal",
+        "a_manager": rng.choice(managers) if managers else None,
+        "b_manager": rng.choice(managers) if managers else None, "fee_instalments": fees})
+    return 1 + len(fees)
+
+
+def demo_statements(rng: random.Random, capital: Decimal, debt_ratio: Decimal) -> list[dict]:
+    """Two annual statements (万元) consistent with the company's size and debt ratio."""
+    today = dt.date.today()
+    rows = []
+    assets = capital * Decimal(str(round(rng.uniform(1.5, 4), 2)))
+    revenue = assets * Decimal(str(round(rng.uniform(0.8, 1.6), 2)))
+    for years_back in (2, 1):
+        growth = Decimal(str(round(rng.uniform(-0.1, 0.3), 3)))
+        revenue = revenue * (1 + growth)
+        liabilities = assets * debt_ratio / 100
+        current = assets * Decimal(str(round(rng.uniform(0.5, 0.7), 2)))
+        pbt = revenue * Decimal(str(round(rng.uniform(-0.02, 0.1), 3)))
+        cents = Decimal("0.01")
+        rows.append({key: str(value.quantize(cents)) for key, value in {
+            "total_assets": assets, "current_assets": current,
+            "inventory": current * Decimal(str(round(rng.uniform(0.2, 0.4), 2))),
+            "accounts_receivable": current * Decimal(str(round(rng.uniform(0.2, 0.4), 2))),
+            "total_liabilities": liabilities,
+            "current_liabilities": liabilities * Decimal(str(round(rng.uniform(0.6, 0.9), 2))),
+            "revenue": revenue, "cost_of_sales": revenue * Decimal(str(round(rng.uniform(0.7, 0.85), 2))),
+            "interest_expense": liabilities * Decimal(str(round(rng.uniform(0.04, 0.06), 3))),
+            "profit_before_tax": pbt, "net_profit": pbt * Decimal("0.75"),
+            "operating_cash_flow": pbt * Decimal(str(round(rng.uniform(0.5, 1.5), 2))),
+        }.items()} | {"period_end": dt.date(today.year - years_back, 12, 31).isoformat(),
+                      "period_type": "annual", "audited": years_back == 2})
+        assets = assets * (1 + growth / 2)
+    return rows
+
+
+def score_demo_customers(rt, rng: random.Random, records) -> int:
+    """Score every demo customer once with its entity's scorecards, choosing the analyst's inputs at random."""
+    from danbao.engines.scoring import cards_for, score_record
+    actor = Actor(user_id=None, username="demo")
+    count = 0
+    for entity, record_id in records:
+        for card in cards_for(rt.meta, entity):
+            inputs = {i.code: rng.choices(i.options[:3], weights=(6, 3, 1)[:len(i.options[:3])])[0].value
+                      for i in card.indicators if i.input}
+            score_record(rt.session, rt.models, rt.meta, card.code, record_id, inputs=inputs, actor=actor,
+                         as_of=dt.date.today())
+            count += 1
     return count

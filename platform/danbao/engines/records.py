@@ -105,6 +105,21 @@ class RecordService:
         self._apply(em, obj, plan, now)
         return self._commit(em, obj, "update")
 
+    def assign(self, entity: str, record_id: int, values: Mapping[str, Any]) -> Any:
+        """Set fields the system owns (a score's total and grade on its customer),
+        read-only ones included: typed, stamped, audited and versioned like any
+        change, but not committed — the caller's transaction holds it."""
+        em = self.meta.entity(entity)
+        obj = self.get(entity, record_id)
+        plan = {name: coerce_value(em.field(name), value, codelist=self._codelist(em.field(name)))
+                for name, value in values.items()}
+        now = self.clock()
+        self._stamp(obj, now, created=False)
+        self._apply(em, obj, plan, now)
+        self.session.flush()
+        self._audit_changes(obj, "update")
+        return obj
+
     def delete(self, entity: str, record_id: int, *, expected_version: int | None = None) -> None:
         em = self.meta.entity(entity)
         obj = self.get(entity, record_id)

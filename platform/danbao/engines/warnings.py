@@ -14,6 +14,7 @@ date-triggered alert other platforms skip. No Flask here.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from danbao.meta.model import Meta, WarningRuleMeta
 from danbao.model.system import WARNING_SCAN_TABLE, WARNING_TABLE
 
 CATCH_UP_DAYS = 31
+log = logging.getLogger(__name__)
 _TEMPLATES = SandboxedEnvironment(autoescape=False)
 
 
@@ -44,9 +46,40 @@ def scan(session, models, meta: Meta, *, as_of: dt.date, now: dt.datetime | None
     for rule in meta.warnings.values():
         if not rule.active or (rules is not None and rule.code not in rules):
             continue
-        results.append(_scan_rule(session, models, meta, rule, as_of, now))
-        session.commit()
+        result = _scan_rule_once(session, models, meta, rule, as_of, now)
+        if result is not None:
+            results.append(result)
     return results
+
+
+def _scan_rule_once(session, models, meta: Meta, rule: WarningRuleMeta, as_of: dt.date, now) -> RuleResult | None:
+    """One rule in its own transaction. Another process scanning the same rule at
+    the same time can open the same warning first: the unique index on open
+    warnings refuses ours, this rule is rolled back and scanned again (now seeing
+    the other's rows); if that fails too it is skipped until the next scan.
+    Other database errors are raised (after rolling back)."""
+    for attempt in (1, 2):
+        try:
+            result = _scan_rule(session, models, meta, rule, as_of, now)
+            session.commit()
+            return result
+        except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+            session.rollback()
+            if not _lost_race(exc):
+                raise
+            log.warning("warning rule %s: concurrent scan (attempt %d), rolled back: %s",
+                        rule.code, attempt, str(exc.orig).splitlines()[0][:200])
+    log.error("warning rule %s skipped: another scan kept conflicting", rule.code)
+    return None
+
+
+def _lost_race(exc: sa.exc.DBAPIError) -> bool:
+    """Another transaction got there first: the open-warning index refused ours,
+    SQLite's write lock stayed taken, or PostgreSQL broke a deadlock."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "deadlock" in text or "could not serialize" in text
 
 
 def _scan_rule(session, models, meta: Meta, rule: WarningRuleMeta, as_of: dt.date, now) -> RuleResult:

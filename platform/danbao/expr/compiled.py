@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Mapping
 
 import sqlalchemy as sa
@@ -23,11 +24,12 @@ class CompiledExpr:
     """A checked expression, ready to evaluate over plain values or to
     translate to SQL. Immutable and safe to share between threads."""
 
-    __slots__ = ("_checked", "_scope")
+    __slots__ = ("_checked", "_scope", "_local")
 
     def __init__(self, checked: Checked, scope: Scope):
         self._checked = checked
         self._scope = scope
+        self._local = threading.local()     # one reusable evaluator per thread
 
     @property
     def source(self) -> str:
@@ -60,7 +62,10 @@ class CompiledExpr:
         (None, bool, int, Decimal, str, date, datetime) or a value of the wrong
         type for its name, and ExprEvalError (EX1xx) for run-time problems.
         """
-        return _evaluate.run(self._checked, self._scope, values, today=today)
+        runner = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = self._local.runner = _evaluate.make_runner(self._checked)
+        return _evaluate.run(self._checked, self._scope, values, today=today, runner=runner)
 
     def holds(self, values: Mapping[str, object], *, today: dt.date) -> bool:
         """For conditions: True only when the expression evaluates to True

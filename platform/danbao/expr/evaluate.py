@@ -160,6 +160,17 @@ class Runner(simpleeval.SimpleEval):
             ast.Call: self._eval_call,
         }
 
+    def _eval(self, node):
+        """simpleeval's dispatch without its per-result scan for forbidden
+        callables and modules: here every value is plain by construction (names
+        are checked on the way in, builtins return plain values, plugin results
+        are checked in ``_bind``), and node kinds were allowlisted at compile time."""
+        try:
+            handler = self.nodes[type(node)]
+        except KeyError:   # pragma: no cover - the checker refused it first
+            raise ExprEvalError("EX100", f"{type(node).__name__} is not evaluated") from None
+        return handler(node)
+
     def _eval_name(self, node):
         try:
             return self.names[node.id]
@@ -240,8 +251,17 @@ def _bind(spec: FunctionSpec, ctx: EvalContext):
     return call
 
 
-def prepare_names(checked: Checked, scope: Scope, values: Mapping[str, object]) -> dict:
-    """The plain values of the names the expression uses (missing ones are None)."""
+class PlainValues(dict):
+    """A values mapping already checked to hold only plain values under str
+    names (see ``plain_values``): evaluating many expressions over one record
+    checks it once instead of once per expression."""
+    __slots__ = ()
+
+
+def plain_values(values: Mapping[str, object]) -> PlainValues:
+    """Check that ``values`` holds only plain values under str names; raise TypeError otherwise."""
+    if type(values) is PlainValues:
+        return values
     if not isinstance(values, Mapping):
         raise TypeError(f"values must be a mapping of names to plain values, not {type(values).__name__}")
     for key, value in values.items():
@@ -249,6 +269,12 @@ def prepare_names(checked: Checked, scope: Scope, values: Mapping[str, object]) 
             raise TypeError(f"value names must be str, got {key!r}")
         if not is_plain(value):
             check_value(key, value, ANY)    # raises with a clear message
+    return PlainValues(values)
+
+
+def prepare_names(checked: Checked, scope: Scope, values: Mapping[str, object]) -> dict:
+    """The plain values of the names the expression uses (missing ones are None)."""
+    values = plain_values(values)
     names = {}
     for name in checked.names:
         value = values.get(name)
@@ -257,14 +283,22 @@ def prepare_names(checked: Checked, scope: Scope, values: Mapping[str, object]) 
     return names
 
 
-def run(checked: Checked, scope: Scope, values: Mapping[str, object], *, today: dt.date):
-    """Evaluate ``checked`` over ``values`` as of ``today``."""
+def make_runner(checked: Checked) -> tuple[Runner, EvalContext]:
+    """A Runner with its functions bound to a context whose ``today`` is set per run.
+    Building one costs more than most evaluations, so callers keep one per thread."""
+    ctx = EvalContext(dt.date.min)
+    functions = {name: _bind(spec, ctx) for name, spec in checked.functions.items()}
+    return Runner(checked, {}, functions), ctx
+
+
+def run(checked: Checked, scope: Scope, values: Mapping[str, object], *, today: dt.date, runner=None):
+    """Evaluate ``checked`` over ``values`` as of ``today`` (``runner``: from make_runner, reused)."""
     if type(today) is not dt.date:
         raise TypeError(f"today must be a datetime.date, not {type(today).__name__}")
     names = prepare_names(checked, scope, values)
-    ctx = EvalContext(today)
-    functions = {name: _bind(spec, ctx) for name, spec in checked.functions.items()}
-    runner = Runner(checked, names, functions)
+    runner, ctx = runner or make_runner(checked)
+    ctx.today = today
+    runner.names = names
     with decimal.localcontext(CONTEXT):
         try:
             return runner._eval(checked.tree.body)

@@ -196,6 +196,13 @@ def fn_days_between(a, b) -> int:
     return (_date(b) - _date(a)).days
 
 
+def fn_years_between(a, b) -> int:
+    """Whole years from ``a`` to ``b`` (an age): the anniversary counts once
+    ``b``'s month and day reach ``a``'s, so a 29 February birthday counts on 1 March."""
+    a, b = _date(a), _date(b)
+    return b.year - a.year - ((b.month, b.day) < (a.month, a.day))
+
+
 def fn_add_days(d, n):
     """``d`` moved by ``n`` days; None beyond MAX_DAYS or outside 0001..9999."""
     n = _whole(n)
@@ -292,6 +299,8 @@ BUILTINS: tuple[FunctionSpec, ...] = (
                  doc="the as-of date the caller passes (never the wall clock)"),
     FunctionSpec("days_between", fn_days_between, (DATE, DATE), NUMBER, sqlfuncs.sql_days_between,
                  scale=lambda s: 0, builtin=True, doc="b - a in days, a whole number"),
+    FunctionSpec("years_between", fn_years_between, (DATE, DATE), NUMBER, sqlfuncs.sql_years_between,
+                 scale=lambda s: 0, builtin=True, doc="whole years from a to b (an age); negative if b is before a"),
     FunctionSpec("add_days", fn_add_days, (DATE, NUMBER), DATE, sqlfuncs.sql_add_days,
                  builtin=True, doc="d moved by n days (n cut to a whole number toward zero); "
                                    "None outside years 1..9999 or beyond 1 460 000 days"),

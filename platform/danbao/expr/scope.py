@@ -118,6 +118,12 @@ class Scope:
         return f"Scope({{{inner}}})"
 
 
+def prefixed_names(meta: Meta, entity_name: str, prefix: str) -> dict[str, NameInfo]:
+    """The column fields of an entity as ``<prefix>__<field>`` names (e.g. a
+    customer's latest financial statement as ``fs__total_assets``)."""
+    return {f"{prefix}{RELATED_SEP}{f.name}": _info(meta, f) for f in meta.entity(entity_name).column_fields}
+
+
 def _info(meta: Meta, f: FieldMeta) -> NameInfo:
     options = None
     if f.type == "enum" and f.options:

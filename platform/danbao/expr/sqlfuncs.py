@@ -81,6 +81,18 @@ def sql_days_between(ctx: SqlContext, a, b):
     return b.op("-", return_type=sa.Integer())(a)          # date - date = integer days
 
 
+def sql_years_between(ctx: SqlContext, a, b):
+    """Year difference, less one while b's month-day is before a's (as Python)."""
+    if ctx.is_sqlite:
+        year = lambda d: sa.cast(sa.func.strftime("%Y", d), sa.Integer())
+        md = lambda d: sa.func.strftime("%m-%d", d, type_=sa.String())
+    else:
+        year = lambda d: sa.cast(sa.func.extract("year", d), sa.Integer())
+        md = lambda d: sa.func.to_char(d, "MM-DD", type_=sa.String())
+    early = sa.case((md(b) < md(a), 1), else_=0)
+    return Grouping((year(b) - year(a)).op("-", return_type=sa.Integer())(early))
+
+
 def _in_date_range(ctx: SqlContext, x):
     """NULL for dates outside 0001-01-01 .. 9999-12-31, as Python gives None.
 

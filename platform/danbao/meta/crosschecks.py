@@ -56,7 +56,8 @@ _DEFAULT_DEPENDS = ("type", "options", "codelist", "min", "max", "min_length", "
 
 #: Codes whose errors say "unknown name X": when some file could not be read,
 #: X may well be declared there, so these are held back as likely noise.
-RESOLUTION_CODES = frozenset({"DB214", "DB220", "DB222", "DB224", "DB225", "DB226"})
+RESOLUTION_CODES = frozenset({"DB214", "DB220", "DB222", "DB224", "DB225", "DB226", "DB229", "DB260", "DB268",
+                              "DB270", "DB275", "DB278"})
 
 
 def _types_taking(key: str) -> str:

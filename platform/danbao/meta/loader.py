@@ -21,6 +21,8 @@ from danbao.meta import names, schema, yamlio
 from danbao.meta.build import build, build_warnings, label
 from danbao.meta.crosschecks import RESOLUTION_CODES, cross_check
 from danbao.meta.expressions import compile_all
+from danbao.meta.scorecards import build_scorecards, check_scorecards
+from danbao.meta.workflows import build_workflows, check_workflows
 from danbao.meta.errors import PackError, PackErrors, display_path, format_errors
 from danbao.meta.model import Meta, PackInfo, Source
 from danbao.meta.overlay import Doc, overlay
@@ -76,6 +78,8 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
     merged, overlay_errors = overlay(d for p in packs for d in p.docs)
     errors += overlay_errors
     errors += cross_check(merged)
+    errors += check_scorecards(merged)
+    errors += check_workflows(merged)
     if unreadable:
         # "unknown name" errors are likely declared in the file that failed
         errors = [e for e in errors if e.code not in RESOLUTION_CODES]
@@ -87,7 +91,8 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
                            requires=tuple(r for r, _ in p.requires), label=label(p.info.get("label")))
                   for p in packs)
     meta = Meta(packs=infos, entities=entities, codelists=codelists, roles=roles, menus=menus,
-                warnings=build_warnings(merged), digest=digest(packs))
+                warnings=build_warnings(merged), scorecards=build_scorecards(merged),
+                workflows=build_workflows(merged), digest=digest(packs))
     compiled, expr_errors = compile_all(meta)
     if expr_errors:
         return None, sorted(set(expr_errors))

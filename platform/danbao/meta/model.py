@@ -247,6 +247,203 @@ class WarningRuleMeta:
 
 
 @dataclass(frozen=True)
+class MissingRule:
+    """How an indicator that cannot be computed is scored: ``worst`` (its lowest
+    points), ``points`` (a fixed number) or ``exclude`` (its weight is shared
+    among the computable indicators)."""
+    rule: str
+    points: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Band:
+    """Values ``low <= v < below`` earn ``points``; None is an open end."""
+    low: Decimal | None
+    below: Decimal | None
+    points: Decimal
+
+    def holds(self, value: Decimal) -> bool:
+        return (self.low is None or value >= self.low) and (self.below is None or value < self.below)
+
+
+@dataclass(frozen=True)
+class ChoicePoints:
+    value: str
+    label: Label
+    points: Decimal
+
+
+@dataclass(frozen=True)
+class IndicatorMeta:
+    """One scoring indicator: a formula over the customer's data (numbers map
+    to points by ``bands``, text by ``options``) or a choice an analyst enters
+    (``input``, points by ``options``)."""
+    code: str
+    label: Label
+    group: str
+    weight: Decimal
+    formula: str | None = None
+    input: bool = False
+    bands: tuple[Band, ...] = ()
+    options: tuple[ChoicePoints, ...] = ()
+    missing: MissingRule | None = None      # overrides the card's rule
+    help: Label | None = None
+    source: Source | None = None
+
+    @property
+    def lowest_points(self) -> Decimal:
+        return min(p.points for p in (self.bands or self.options))
+
+    def option(self, value: str) -> ChoicePoints | None:
+        return next((o for o in self.options if o.value == value), None)
+
+
+@dataclass(frozen=True)
+class GradeMeta:
+    """Totals ``low <= total < below`` get this grade; grades are listed best first."""
+    grade: str
+    label: Label
+    low: Decimal | None
+    below: Decimal | None
+
+
+@dataclass(frozen=True)
+class KnockoutMeta:
+    """When ``when`` holds, the grade is at most ``cap`` whatever the points say."""
+    code: str
+    label: Label
+    when: str
+    cap: str
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class ScorecardMeta:
+    """A credit scorecard (资信评估): indicators in groups, weights summing to 100,
+    grade cut-offs over the 0–100 total, knock-outs and the missing-value rule."""
+    code: str
+    label: Label
+    entity: str
+    version: str
+    groups: tuple[tuple[str, Label], ...]
+    indicators: tuple[IndicatorMeta, ...]
+    grades: tuple[GradeMeta, ...]            # best first
+    missing: MissingRule
+    knockouts: tuple[KnockoutMeta, ...] = ()
+    statements_field: str | None = None      # children field holding financial statements
+    statements_period: str | None = None     # the statements' date field: latest = fs, the one before = fs_prev
+    result_score: str | None = None          # entity fields the latest score is written to
+    result_grade: str | None = None
+    result_scored_on: str | None = None
+    active: bool = True
+    source: Source | None = None
+
+    def grade_for(self, total: Decimal) -> str:
+        for g in self.grades:
+            if (g.low is None or total >= g.low) and (g.below is None or total < g.below):
+                return g.grade
+        return self.grades[-1].grade
+
+    def rank(self, grade: str) -> int:
+        """0 for the best grade; larger is worse."""
+        return next(i for i, g in enumerate(self.grades) if g.grade == grade)
+
+    def grade_label(self, grade: str) -> Label | None:
+        return next((g.label for g in self.grades if g.grade == grade), None)
+
+    def indicator(self, code: str) -> IndicatorMeta:
+        return next(i for i in self.indicators if i.code == code)
+
+
+@dataclass(frozen=True)
+class Assignees:
+    """Who: holders of ``roles``, or the users named in the record's ``user`` fields."""
+    roles: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.roles or self.fields)
+
+
+@dataclass(frozen=True)
+class TransitionMeta:
+    to: str
+    when: str | None = None          # expression; the first transition whose condition holds is taken
+
+
+@dataclass(frozen=True)
+class CommitteeMeta:
+    """审保会: ``quorum`` is the share of invited members who must vote; the
+    project passes when agree votes reach ``pass_share`` of those present
+    (defer votes count as present unless ``defer_counts_present`` is false);
+    if it does not pass and defer votes reach ``defer_share`` of those
+    present, it comes back to a later meeting, else it is rejected;
+    ``veto``: the chairman's disagree rejects whatever the count."""
+    pass_share: Decimal
+    quorum: Decimal = Decimal(0)
+    chairman: Assignees | None = None
+    veto: bool = False
+    secret: bool = False
+    defer_share: Decimal = Decimal("0.5")
+    defer_counts_present: bool = True
+
+
+@dataclass(frozen=True)
+class StepMeta:
+    key: str
+    label: Label
+    kind: str = "approval"                 # approval | committee | end
+    assignees: Assignees = Assignees()
+    mode: str = "any"                      # any | all | ratio | sequence
+    ratio: Decimal | None = None
+    time_limit_hours: int | None = None
+    on_timeout: str | None = None          # remind | escalate | approve | reject
+    escalate_to: Assignees | None = None
+    requires: str | None = None            # expression that must hold to approve out of the step
+    requires_message: Label | None = None
+    committee: CommitteeMeta | None = None
+    outcome: str | None = None             # end steps: approved | rejected | withdrawn
+    set: Mapping[str, object] = field(default_factory=dict)   # field values written on entering
+    next: tuple[TransitionMeta, ...] = ()
+    source: Source | None = None
+
+    @property
+    def is_end(self) -> bool:
+        return self.kind == "end"
+
+
+@dataclass(frozen=True)
+class WorkflowMeta:
+    """An approval workflow bound to an entity. ``digest`` identifies this
+    version; records in flight keep the version they started with."""
+    code: str
+    label: Label
+    entity: str
+    version: str
+    start: str
+    reject_to: str
+    steps: tuple[StepMeta, ...]
+    withdraw_to: str | None = None
+    group: str = ""                        # workflows of one group compete: the first by priority that applies
+    applies_if: str | None = None
+    priority: int = 100
+    active: bool = True
+    starters: Assignees = Assignees()
+    on_start: Mapping[str, object] = field(default_factory=dict)
+    digest: str = ""
+    source: Source | None = None
+
+    def step(self, key: str) -> StepMeta:
+        for s in self.steps:
+            if s.key == key:
+                return s
+        raise KeyError(f"workflow {self.code} has no step {key!r}")
+
+    def has_step(self, key: str) -> bool:
+        return any(s.key == key for s in self.steps)
+
+
+@dataclass(frozen=True)
 class PackInfo:
     name: str
     version: str
@@ -269,11 +466,14 @@ class Meta:
     menus: Mapping[str, MenuMeta]
     digest: str
     warnings: Mapping[str, WarningRuleMeta] = field(default_factory=dict)
+    scorecards: Mapping[str, ScorecardMeta] = field(default_factory=dict)
+    workflows: Mapping[str, WorkflowMeta] = field(default_factory=dict)
     #: compiled expressions by ``entity.field.kind`` (see meta/expressions.py)
     expressions: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
-        for attr in ("entities", "codelists", "roles", "menus", "warnings", "expressions"):
+        for attr in ("entities", "codelists", "roles", "menus", "warnings", "scorecards", "workflows",
+                     "expressions"):
             value = getattr(self, attr)
             if not isinstance(value, MappingProxyType):
                 object.__setattr__(self, attr, MappingProxyType(dict(value)))

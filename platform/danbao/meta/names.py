@@ -44,6 +44,8 @@ temp temporary transaction trigger update vacuum values view virtual without
 FRAMEWORK = frozenset({
     "registry", "metadata", "query", "query_class", "security", "menu", "appbuilder",
     "parent", *SYSTEM_COLUMNS,
+    # fixed REST paths beside /api/v1/<entity>/: an entity of that name would lose its routes
+    "warnings", "tasks", "scores", "openapi",
 })
 
 RESERVED_PREFIXES = ("ab_", "danbao_")

@@ -112,10 +112,16 @@ class Merged:
     menus: dict[str, Layered] = field(default_factory=dict)
     codelists: dict[str, Layered] = field(default_factory=dict)
     warnings: dict[str, Layered] = field(default_factory=dict)
+    scorecards: dict[str, Layered] = field(default_factory=dict)
+    workflows: dict[str, Layered] = field(default_factory=dict)
 
 
 #: what a warning rule must have when first declared (a later pack may change any of it)
 WARNING_NEEDS = ("label", "entity", "when", "level", "message")
+#: what a scorecard must have when first declared
+SCORECARD_NEEDS = ("label", "entity", "grades", "groups", "missing")
+#: what a workflow must have when first declared
+WORKFLOW_NEEDS = ("label", "entity", "start", "reject_to", "steps")
 _ENTITY_PARTS = ("fields", "sections", "list", "permissions", "indexes")
 
 
@@ -270,7 +276,9 @@ class Overlay:
         for kind, key_name, table in (("roles", "name", self.merged.roles),
                                       ("menus", "key", self.merged.menus),
                                       ("codelists", "name", self.merged.codelists),
-                                      ("warnings", "code", self.merged.warnings)):
+                                      ("warnings", "code", self.merged.warnings),
+                                      ("scorecards", "code", self.merged.scorecards),
+                                      ("workflows", "code", self.merged.workflows)):
             for item, src in _items(doc.data, kind, doc.file):
                 name = item.get(key_name)
                 if not isinstance(name, str):
@@ -285,9 +293,12 @@ class Overlay:
                 if layer is None:
                     if kind == "codelists" and "items" not in item:
                         self.error(src, "DB111", f"new code list '{name}' needs items")
-                    missing = [k for k in WARNING_NEEDS if k not in item] if kind == "warnings" else []
+                    needs = {"warnings": WARNING_NEEDS, "scorecards": SCORECARD_NEEDS,
+                             "workflows": WORKFLOW_NEEDS}.get(kind, ())
+                    missing = [k for k in needs if k not in item]
                     if missing:
-                        self.error(src, "DB111", f"new warning rule '{name}' needs {', '.join(missing)}")
+                        what = {"warnings": "warning rule", "scorecards": "scorecard", "workflows": "workflow"}[kind]
+                        self.error(src, "DB111", f"new {what} '{name}' needs {', '.join(missing)}")
                     layer = table[name] = Layered(src)
                 layer.merge(item, doc.file, self.when)
 

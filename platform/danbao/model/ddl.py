@@ -55,6 +55,16 @@ def add_index(ops: Operations, op: Operation) -> None:
     ops.create_index(ix.name, op.table, [c.name for c in ix.columns], unique=ix.unique)
 
 
+def add_system_index(ops: Operations, op: Operation) -> None:
+    """The index exactly as declared (partial ``WHERE`` included), after its
+    ``prepare`` step makes the data fit (e.g. closing duplicate open warnings)."""
+    ix = op.payload["index"]
+    prepare = ix.info.get("prepare")
+    if prepare is not None:
+        prepare(ops.get_bind(), ix.table)
+    ix.create(ops.get_bind())
+
+
 def drop_index(ops: Operations, op: Operation) -> None:
     if not op.payload.get("constraint"):
         ops.drop_index(op.payload["name"], table_name=op.table)
@@ -128,7 +138,7 @@ def drop_foreign_key(ops: Operations, op: Operation) -> None:
 #: kind -> function(ops, op); ``create_table``-like kinds are run as a group.
 APPLIERS: dict[str, Callable[[Operations, Operation], None]] = {
     "add_column": add_column,
-    "add_index": add_index, "add_unique": add_index,
+    "add_index": add_index, "add_unique": add_index, "add_system_index": add_system_index,
     "drop_index": drop_index, "drop_unique": drop_index,
     "alter_type": alter_type,
     "alter_nullable": alter_nullable,

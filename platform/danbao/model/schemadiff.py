@@ -122,6 +122,7 @@ def diff_schema(conn, models) -> list[Operation]:
     managed = managed_tables(conn, existing)
     ops = [Operation("create_system_table", name, payload={"table": table})
            for name, table in models.system.items() if name not in existing]
+    ops += _system_indexes(insp, models, existing)
     renames, names = find_renames(models, insp, existing, managed)
     ops += renames
     renamed_to = set(names.tables)
@@ -152,6 +153,24 @@ def diff_schema(conn, models) -> list[Operation]:
             if op is not None:
                 found.append(op)
     return ops + _without_implied(found)
+
+
+def _system_indexes(insp, models, existing: set[str]) -> list[Operation]:
+    """Indexes a newer build declares on system tables the database already has.
+
+    Alembic does not compare system tables (their shape is Danbao's, not the
+    metadata's); a missing index is the one change they can need.
+    """
+    ops = []
+    for name, table in models.system.items():
+        if name not in existing or not table.indexes:
+            continue
+        have = {ix["name"] for ix in insp.get_indexes(name)}
+        for ix in sorted(table.indexes, key=lambda i: i.name):
+            if ix.name not in have:
+                ops.append(Operation("add_system_index", name, detail={
+                    "name": ix.name, "cols": ", ".join(c.name for c in ix.columns)}, payload={"index": ix}))
+    return ops
 
 
 def _without_implied(ops: list[Operation]) -> list[Operation]:

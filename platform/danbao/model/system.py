@@ -1,19 +1,39 @@
 """Danbao's own bookkeeping tables, added to every build's MetaData.
 
 They are not entities: metadata cannot change them, and the migration planner
-creates them but never proposes to alter or drop them.
+creates them (and an index a newer build adds to one) but never proposes to
+alter or drop them.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Index, Integer,
-                        MetaData, String, Table, Text)
+import datetime
+
+from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer,
+                        MetaData, Numeric, String, Table, Text, func, select)
 
 AUDIT_TABLE = "danbao_audit"
 ATTACHMENT_TABLE = "danbao_attachment"
 SCHEMA_STATE_TABLE = "danbao_schema_state"
 WARNING_TABLE = "danbao_warning"
 WARNING_SCAN_TABLE = "danbao_warning_scan"
-SYSTEM_TABLES = (AUDIT_TABLE, ATTACHMENT_TABLE, SCHEMA_STATE_TABLE, WARNING_TABLE, WARNING_SCAN_TABLE)
+WARNING_OPEN_INDEX = "ux_danbao_warning_open"
+SCORE_TABLE = "danbao_score"
+SCORE_ITEM_TABLE = "danbao_score_item"
+WF_INSTANCE_TABLE = "danbao_wf_instance"
+WF_TASK_TABLE = "danbao_wf_task"
+WF_ACTION_TABLE = "danbao_wf_action"
+WF_VOTE_TABLE = "danbao_wf_vote"
+SYSTEM_TABLES = (AUDIT_TABLE, ATTACHMENT_TABLE, SCHEMA_STATE_TABLE, WARNING_TABLE, WARNING_SCAN_TABLE,
+                 SCORE_TABLE, SCORE_ITEM_TABLE, WF_INSTANCE_TABLE, WF_TASK_TABLE, WF_ACTION_TABLE, WF_VOTE_TABLE)
+
+
+def close_duplicate_open_warnings(conn, table: Table) -> int:
+    """Close all but the first open warning per (rule, record); how many were closed."""
+    first = (select(func.min(table.c.id)).where(table.c.status == "open")
+             .group_by(table.c.rule, table.c.record_id))
+    result = conn.execute(table.update().where(table.c.status == "open", table.c.id.not_in(first))
+                          .values(status="closed", closed_at=datetime.datetime.now()))
+    return result.rowcount
 
 
 def add_system_tables(metadata: MetaData) -> dict[str, Table]:
@@ -83,6 +103,13 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
     )
     Index("ix_danbao_warning_rule_status", warning.c.rule, warning.c.status)
     Index("ix_danbao_warning_record", warning.c.entity, warning.c.record_id)
+    # at most one open warning per rule and record, even when two scans race
+    # (two server processes); existing databases get it through the planner
+    # ("add_system_index"), which first closes duplicates an old race left
+    open_only = warning.c.status == "open"
+    Index(WARNING_OPEN_INDEX, warning.c.rule, warning.c.record_id, unique=True,
+          sqlite_where=open_only, postgresql_where=open_only,
+          info={"prepare": close_duplicate_open_warnings})
     scan = Table(
         WARNING_SCAN_TABLE, metadata,
         Column("id", Integer, primary_key=True),
@@ -94,5 +121,147 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         Column("closed", Integer, nullable=False),
     )
     Index("ix_danbao_warning_scan_rule", scan.c.rule, scan.c.as_of)
+    score, score_item = _score_tables(metadata)
+    workflow_tables = _workflow_tables(metadata)
     return {AUDIT_TABLE: audit, ATTACHMENT_TABLE: attachment, SCHEMA_STATE_TABLE: state,
-            WARNING_TABLE: warning, WARNING_SCAN_TABLE: scan}
+            WARNING_TABLE: warning, WARNING_SCAN_TABLE: scan, SCORE_TABLE: score, SCORE_ITEM_TABLE: score_item,
+            **workflow_tables}
+
+
+def _score_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Credit scores (资信评估) are history: one row per scoring, never updated,
+    with one item row per indicator holding what a risk officer needs to
+    follow the result (input, points, weight, why it could not be computed).
+    Labels are copied in so an old score still reads right after the card changes."""
+    score = Table(
+        SCORE_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("scorecard", String(64), nullable=False),
+        Column("scorecard_version", String(32), nullable=False),
+        Column("label_zh", String(200), nullable=False),
+        Column("label_en", String(200), nullable=False),
+        Column("entity", String(64), nullable=False),
+        Column("record_id", Integer, nullable=False),
+        Column("as_of", Date, nullable=False),
+        Column("total", Numeric(7, 2), nullable=False),
+        Column("grade", String(16), nullable=False),
+        Column("grade_before_cap", String(16), nullable=False),
+        Column("knockouts", Text, nullable=False),            # JSON [{code, label_zh, label_en, cap}]
+        Column("statement_period", Date),                     # the latest statement used, if any
+        Column("scored_at", DateTime, nullable=False),
+        Column("scored_by_id", Integer),
+        Column("scored_by", String(256), nullable=False),
+        Column("meta_version", String(200), nullable=False),
+    )
+    Index("ix_danbao_score_record", score.c.entity, score.c.record_id)
+    item = Table(
+        SCORE_ITEM_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("score_id", Integer, ForeignKey(f"{SCORE_TABLE}.id", ondelete="CASCADE",
+                                               name="fk_danbao_score_item_score_id"), nullable=False),
+        Column("position", Integer, nullable=False),
+        Column("code", String(64), nullable=False),
+        Column("group_key", String(64), nullable=False),
+        Column("label_zh", String(200), nullable=False),
+        Column("label_en", String(200), nullable=False),
+        Column("input", Boolean, nullable=False),             # entered by the analyst
+        Column("value", Text),                                # the computed or entered value, as text
+        Column("value_label_zh", String(200)),                # an option's label
+        Column("value_label_en", String(200)),
+        Column("band", String(80)),                           # the band the value fell in: "40 ≤ x < 55"
+        Column("computable", Boolean, nullable=False),
+        Column("reason_zh", Text),
+        Column("reason_en", Text),
+        Column("missing_rule", String(16)),                   # how a not-computable indicator was scored
+        Column("points", Numeric(7, 2), nullable=False),
+        Column("weight", Numeric(7, 2), nullable=False),
+        Column("weighted", Numeric(7, 2), nullable=False),
+    )
+    Index("ix_danbao_score_item_score", item.c.score_id)
+    return score, item
+
+
+def _workflow_tables(metadata: MetaData) -> dict[str, Table]:
+    """Approval workflows: one instance per record and process, its tasks (one
+    per person asked to act at a step; ``round`` counts entries into steps so
+    a returned or deferred step starts fresh), the append-only action log and
+    committee votes. ``lock`` is bumped by every state change under a
+    compare-and-set, so two people acting at once give exactly one transition."""
+    instance = Table(
+        WF_INSTANCE_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("workflow", String(64), nullable=False),
+        Column("workflow_version", String(32), nullable=False),
+        Column("digest", String(64), nullable=False),
+        Column("definition", Text, nullable=False),        # the workflow as it was when the record started
+        Column("entity", String(64), nullable=False),
+        Column("record_id", Integer, nullable=False),
+        Column("state", String(16), nullable=False),       # running | approved | rejected | withdrawn
+        Column("step", String(64), nullable=False),
+        Column("round", Integer, nullable=False),
+        Column("step_entered_at", DateTime, nullable=False),
+        Column("started_by_id", Integer),
+        Column("started_by", String(256), nullable=False),
+        Column("started_at", DateTime, nullable=False),
+        Column("finished_at", DateTime),
+        Column("lock", Integer, nullable=False),
+    )
+    Index("ix_danbao_wf_instance_record", instance.c.entity, instance.c.record_id)
+    Index("ix_danbao_wf_instance_state", instance.c.state)
+    task = Table(
+        WF_TASK_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("instance_id", Integer, ForeignKey(f"{WF_INSTANCE_TABLE}.id", ondelete="CASCADE",
+                                                  name="fk_danbao_wf_task_instance_id"), nullable=False),
+        Column("step", String(64), nullable=False),
+        Column("round", Integer, nullable=False),
+        Column("position", Integer, nullable=False),       # order for mode: sequence
+        Column("user_id", Integer, nullable=False),
+        Column("status", String(16), nullable=False),      # open | waiting | approved | rejected | voted | delegated | closed
+        Column("created_at", DateTime, nullable=False),
+        Column("due_at", DateTime),
+        Column("reminded_at", DateTime),
+        Column("escalated", Boolean, nullable=False, default=False),
+        Column("acted_at", DateTime),
+        Column("delegated_from_id", Integer),
+        Column("delegated_until", DateTime),
+        Column("added_by_id", Integer),
+    )
+    Index("ix_danbao_wf_task_user_status", task.c.user_id, task.c.status)
+    Index("ix_danbao_wf_task_instance", task.c.instance_id, task.c.round)
+    action = Table(
+        WF_ACTION_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("instance_id", Integer, ForeignKey(f"{WF_INSTANCE_TABLE}.id", ondelete="CASCADE",
+                                                  name="fk_danbao_wf_action_instance_id"), nullable=False),
+        Column("task_id", Integer),
+        Column("step", String(64), nullable=False),
+        Column("round", Integer, nullable=False),
+        Column("action", String(16), nullable=False),
+        Column("target_step", String(64)),
+        Column("user_id", Integer),
+        Column("username", String(256), nullable=False),
+        Column("comment", Text),
+        Column("at", DateTime, nullable=False),
+        Column("workflow_version", String(32), nullable=False),
+        Column("digest", String(64), nullable=False),
+    )
+    Index("ix_danbao_wf_action_instance", action.c.instance_id)
+    Index("ix_danbao_wf_action_user", action.c.user_id)
+    vote = Table(
+        WF_VOTE_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("instance_id", Integer, ForeignKey(f"{WF_INSTANCE_TABLE}.id", ondelete="CASCADE",
+                                                  name="fk_danbao_wf_vote_instance_id"), nullable=False),
+        Column("task_id", Integer, nullable=False),
+        Column("step", String(64), nullable=False),
+        Column("round", Integer, nullable=False),
+        Column("user_id", Integer, nullable=False),
+        Column("username", String(256), nullable=False),
+        Column("vote", String(16), nullable=False),        # agree | disagree | defer
+        Column("chairman", Boolean, nullable=False),
+        Column("comment", Text, nullable=False),
+        Column("at", DateTime, nullable=False),
+    )
+    Index("ix_danbao_wf_vote_meeting", vote.c.instance_id, vote.c.round)
+    return {WF_INSTANCE_TABLE: instance, WF_TASK_TABLE: task, WF_ACTION_TABLE: action, WF_VOTE_TABLE: vote}

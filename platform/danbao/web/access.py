@@ -24,6 +24,8 @@ SELF_SERVICE = [
     ["^UserInfoEditView$", ".*"], ["^ResetMyPasswordView$", ".*"],
     ["^UserDBModelView$", "^can_userinfo$"], ["^UserDBModelView$", "^userinfoedit$"],
     ["^Workbench$", ".*"], ["^LocaleView$", ".*"],
+    # the warnings inbox: everyone has one (what is in it is decided per warning)
+    ["^WarningInbox$", ".*"], ["^danbao_warnings$", "^menu_access$"],
 ]
 
 

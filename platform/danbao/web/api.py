@@ -8,6 +8,7 @@ is FAB's: a JWT from ``POST /api/v1/security/login`` or a signed-in session.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 
@@ -18,7 +19,9 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_login import current_user
 from jwt.exceptions import PyJWTError
 
+from danbao.config import local_tz
 from danbao.engines.query import parse_list_args, run_list
+from danbao.engines.scoring import ScoringError, cards_for, load_score, score_record, score_to_dict, scores_of
 from danbao.meta.model import Label
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed, record_to_dict
 from danbao.web.access import can
@@ -196,6 +199,97 @@ def delete_record(entity, record_id):
     return _answer(delete)
 
 
+# -- credit scores --------------------------------------------------------------------
+@bp.get("/<entity>/<record_id>/scores")
+def list_scores(entity, record_id):
+    ok, resp = _guard(entity, "read")
+    if resp:
+        return resp
+    rt = _runtime()
+    if not cards_for(rt.meta, entity):
+        return _error(404, "该实体没有评分卡", f"{entity} has no scorecard")
+
+    def answer():
+        rid = _record_id(record_id)
+        _service(ok[1]).get(entity, rid)           # 404 for a record that does not exist
+        rows = scores_of(rt.session, rt.models, entity, rid)
+        return jsonify(result=[{k: _plain(v) for k, v in row.items() if k not in ("label_zh", "label_en", "knockouts")}
+                               | {"label": row["label_en" if _lang() == "en" else "label_zh"]} for row in rows])
+    return _answer(answer)
+
+
+@bp.post("/<entity>/<record_id>/scores")
+def create_score(entity, record_id):
+    ok, resp = _guard(entity, "write")
+    if resp:
+        return resp
+    _em, user = ok
+    rt = _runtime()
+    cards = {c.code: c for c in cards_for(rt.meta, entity)}
+    if not cards:
+        return _error(404, "该实体没有评分卡", f"{entity} has no scorecard")
+    data, resp = _body()
+    if resp:
+        return resp
+    code = data.get("scorecard", next(iter(cards)))
+    if not isinstance(code, str) or code not in cards:
+        return _invalid(ValidationFailed({"scorecard": _label(f"应为：{', '.join(cards)}", f"must be one of: {', '.join(cards)}")}))
+    inputs = data.get("inputs", {})
+    if not isinstance(inputs, dict):
+        return _invalid(ValidationFailed({"inputs": _label("应为对象", "must be an object")}))
+    as_of, problem = _date_arg(data.get("as_of"))
+    if problem:
+        return _invalid(ValidationFailed({"as_of": problem}))
+
+    def answer():
+        actor = Actor(user_id=user.id, username=user.username, lang=_lang())
+        score_id = score_record(rt.session, rt.models, rt.meta, code, _record_id(record_id), inputs=inputs,
+                                actor=actor, as_of=as_of)
+        score, items = load_score(rt.session, rt.models, score_id)
+        return jsonify(score_to_dict(score, items, _lang()))
+    try:
+        return _answer(answer, status=201)
+    except ScoringError as exc:
+        rt.session.rollback()
+        return _error(422, exc.message.zh, exc.message.en, errors={"_": exc.message.get(_lang())})
+
+
+@bp.get("/scores/<score_id>")
+def get_score(score_id):
+    if _user() is None:
+        return _error(401, "未登录或令牌无效", "not authenticated: send a valid bearer token")
+    rt = _runtime()
+    sid = _record_id(score_id)
+    found = load_score(rt.session, rt.models, sid) if isinstance(sid, int) and sid <= 2**31 - 1 else None
+    if found is None or found[0]["entity"] not in rt.meta.entities or not can("read", found[0]["entity"]):
+        return _error(404, f"评分记录不存在：#{score_id}", f"no such score: #{score_id}")
+    return jsonify(score_to_dict(found[0], found[1], _lang()))
+
+
+def _date_arg(raw):
+    """(date, None) or (None, Label): a scoring date, today by default, never in the future."""
+    today = dt.datetime.now(local_tz()).date()
+    if raw is None:
+        return today, None
+    try:
+        value = dt.date.fromisoformat(raw) if isinstance(raw, str) and len(raw) == 10 else None
+    except ValueError:
+        value = None
+    if value is None:
+        return None, _label("日期格式应为 YYYY-MM-DD", "must be a date (YYYY-MM-DD)")
+    if value > today:
+        return None, _label("不能晚于今天", "cannot be in the future")
+    return value, None
+
+
+def _plain(value):
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    return value
+
+
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(build_spec(_runtime().meta))
@@ -223,6 +317,8 @@ def api_http_error(exc: HTTPException):
 
 
 def register_api(app, csrf) -> None:
+    from danbao.web import inbox_api  # noqa: F401  (adds /warnings/ routes to bp before its first registration)
+    from danbao.web import workflow_api  # noqa: F401  (adds /tasks/ and /<entity>/<id>/workflow routes)
     csrf.exempt(bp)
     app.register_blueprint(bp)
 

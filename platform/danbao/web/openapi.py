@@ -5,6 +5,8 @@ accepts: the same fields, types, limits and error responses.
 """
 from __future__ import annotations
 
+from danbao.web.inbox_spec import add_warning_paths
+from danbao.web.workflow_spec import add_workflow_paths
 from danbao.meta.model import EntityMeta, FieldMeta, Meta, MONEY_PRECISION, MONEY_SCALE, RATE_PRECISION, RATE_SCALE
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -97,6 +99,54 @@ def _responses(ok_code: str, ok_schema: dict | None, *codes: str) -> dict:
     return out
 
 
+def _score_paths(paths, schemas, name, cards, tag, id_param) -> None:
+    """Scoring a record and reading its score history."""
+    inputs = {}
+    for card in cards:
+        for ind in card.indicators:
+            if ind.input:
+                inputs.setdefault(ind.code, {"type": "string", "enum": []})
+                inputs[ind.code]["enum"] += [o.value for o in ind.options if o.value not in inputs[ind.code]["enum"]]
+    schemas[f"{name}_score_request"] = {
+        "type": "object", "additionalProperties": False, "properties": {
+            "scorecard": {"type": "string", "enum": [c.code for c in cards],
+                          "description": "the scorecard to use (default: the first)"},
+            "inputs": {"type": "object", "properties": inputs,
+                       "description": "the analyst's choice for every input indicator"},
+            "as_of": {"type": "string", "format": "date", "description": "scoring date, not in the future (default today)"}}}
+    paths[f"/api/v1/{name}/{{record_id}}/scores"] = {
+        "get": {"tags": tag, "summary": f"Score history of a {name}", "parameters": id_param,
+                "responses": _responses("200", {"type": "object", "properties": {"result": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/ScoreSummary"}}}},
+                    "401", "403", "404")},
+        "post": {"tags": tag, "summary": f"Score a {name} with a scorecard (stored as history)",
+                 "parameters": id_param,
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"$ref": f"#/components/schemas/{name}_score_request"}}}},
+                 "responses": _responses("201", {"$ref": "#/components/schemas/Score"},
+                                         "400", "401", "403", "404", "413", "422")},
+    }
+
+
+def _score_schemas() -> dict:
+    text, num = {"type": "string"}, {"type": "string", "pattern": r"^-?\d+\.\d{2}$"}
+    maybe = {"type": "string", "nullable": True}
+    summary = {"type": "object", "required": ["id", "scorecard", "total", "grade"], "properties": {
+        "id": {"type": "integer"}, "scorecard": text, "scorecard_version": text, "label": text, "entity": text,
+        "record_id": {"type": "integer"}, "as_of": text, "total": num, "grade": text, "grade_before_cap": text,
+        "statement_period": maybe, "scored_at": text, "scored_by_id": {"type": "integer", "nullable": True},
+        "scored_by": text, "meta_version": text}}
+    item = {"type": "object", "properties": {
+        "code": text, "group": text, "label": text, "input": {"type": "boolean"}, "value": maybe,
+        "value_label": maybe, "band": maybe, "computable": {"type": "boolean"}, "reason": maybe,
+        "missing_rule": {"type": "string", "nullable": True, "enum": ["worst", "points", "exclude", None]},
+        "points": num, "weight": num, "weighted": num}}
+    score = {"type": "object", "required": ["id", "total", "grade", "items"], "properties": dict(
+        summary["properties"], knockouts={"type": "array", "items": {"type": "object", "properties": {
+            "code": text, "label": text, "cap": text}}}, items={"type": "array", "items": item})}
+    return {"ScoreSummary": summary, "Score": score}
+
+
 def build_spec(meta: Meta) -> dict:
     paths: dict = {}
     schemas: dict = {
@@ -146,6 +196,18 @@ def build_spec(meta: Meta) -> dict:
                        "parameters": id_param + [{"name": "version", "in": "query", "schema": {"type": "integer"}}],
                        "responses": _responses("200", None, "401", "403", "404", "409", "422")},
         }
+        cards = [c for c in meta.scorecards.values() if c.entity == name and c.active]
+        if cards:
+            _score_paths(paths, schemas, name, cards, tag, id_param)
+    if meta.scorecards:
+        schemas.update(_score_schemas())
+        paths["/api/v1/scores/{score_id}"] = {"get": {
+            "tags": ["Credit scores"], "summary": "One credit score with every indicator's explanation",
+            "parameters": [{"name": "score_id", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}],
+            "responses": _responses("200", {"$ref": "#/components/schemas/Score"}, "401", "404")}}
+    add_warning_paths(paths, schemas)
+    add_workflow_paths(paths, schemas, meta)
     return {
         "openapi": "3.0.3",
         "info": {"title": "Danbao API", "version": meta.version,

@@ -4,7 +4,8 @@ FAB views can only be added before an app's first request, so a metadata
 change never patches the live app: ``AppSwitcher.reload`` builds a whole new
 app beside it (validation, models, schema, views) and, only if that
 succeeds, points new requests at it. Requests already running finish on the
-old one. A failed build leaves the running app untouched.
+old one. A failed build leaves the running app untouched. Background work
+bound to the old app (its warning scheduler) is stopped at the swap.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import threading
 from typing import Callable
 
 from flask import Flask
+
+from danbao.scheduler import stop_for
 
 
 class AppSwitcher:
@@ -32,6 +35,7 @@ class AppSwitcher:
         """Build a new app (raising whatever the build raises) and make it current."""
         with self._lock:
             app = self._adopt(self._build(**kwargs))
-            self.app = app
+            old, self.app = self.app, app
             self.generation += 1
+            stop_for(old)      # the new app scans under the new rules; the old one stops
             return app

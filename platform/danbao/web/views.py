@@ -21,6 +21,7 @@ from danbao.engines.coerce import FieldError
 from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
 from danbao.web.access import can, login_redirect
+from danbao.engines.scoring import cards_for, scores_of
 from danbao.engines.users import active_users, user_names
 from danbao.web.display import UserNames, audit_value, display, format_value, input_value, title_of
 from danbao.config import local_tz
@@ -109,7 +110,12 @@ class EntityView(BaseView):
         history = rt.session.execute(sa.select(audit).where(
             audit.c.root_entity == entity, audit.c.root_id == record_id).order_by(audit.c.id.desc()).limit(500)).all()
         files = rt.store.list(rt.session, entity, record_id)
-        return self.render_template("danbao/show.html", **self._ctx(em, obj=obj, history=history, files=files))
+        cards = cards_for(rt.meta, entity)
+        scores = scores_of(rt.session, rt.models, entity, record_id) if cards else []
+        from danbao.web.workflow_views import workflow_panel
+        return self.render_template("danbao/show.html", **self._ctx(em, obj=obj, history=history, files=files,
+                                                                    cards=cards, scores=scores,
+                                                                    wfp=workflow_panel(entity, record_id)))
 
     # -- add / edit -----------------------------------------------------------
     @expose("/<entity>/add", methods=["GET", "POST"])

@@ -1,7 +1,7 @@
 """The first screen staff land on (工作台): their recent work and the data they may see.
 
-Later issues add tasks, warnings and key figures here; every feature that
-produces work for a person shows up on this page.
+Later issues add tasks and key figures here; every feature that produces
+work for a person shows up on this page (so far: their open warnings).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from flask_appbuilder import BaseView, IndexView, expose
 
 from danbao.web.access import can, login_redirect
 from danbao.web.i18n import current_lang, t
+from danbao.web.inbox import tr, workbench_warnings
 
 
 class WorkbenchIndex(IndexView):
@@ -47,5 +48,7 @@ class Workbench(BaseView):
             .group_by(audit.c.root_entity, audit.c.root_id)
             .order_by(sa.func.max(audit.c.at).desc()).limit(10)).all()
         recent = [r for r in recent if r.root_entity in rt.meta.entities and can("read", r.root_entity)]
+        warning_count, warnings = workbench_warnings(rt, user)
         return self.render_template("danbao/workbench.html", cards=cards, recent=recent, meta=rt.meta,
-                                    lang=lang, t=t, label=lambda x: x.get(lang))
+                                    lang=lang, t=t, label=lambda x: x.get(lang), warning_count=warning_count,
+                                    warnings=warnings, tr=tr)

@@ -1,0 +1,485 @@
+"""REST for approvals, on the one API blueprint (``web/api.py``).
+
+``GET  /api/v1/tasks/``                         — the caller's open tasks;
+``GET  /api/v1/tasks/done``                     — what the caller did, newest first (``?limit=``);
+``GET  /api/v1/<entity>/<id>/workflow``         — the record's approvals (read permission);
+``POST /api/v1/<entity>/<id>/workflow``         — start one ``{"workflow", "comment"}`` (write permission);
+``POST /api/v1/tasks/<id>/actions``             — approve / reject / return / delegate / add_approver / comment;
+``POST /api/v1/tasks/<id>/vote``                — a committee vote, signed with a comment;
+``POST /api/v1/workflow-instances/<id>/withdraw`` and ``…/close-meeting`` — ``{"comment"}``.
+
+Every rule is the engine's (``engines/workflow.py``); this layer checks the
+shape of the body (422 per field), runs one engine call and maps what it
+refuses: a task, meeting or application that is someone else's → 403, a
+field the engine finds invalid (no comment, a step one cannot return to, a
+colleague who cannot take the task) → 422, anything the state does not
+allow now → 409, nothing there → 404. The session is rolled back on every
+refusal. While a secret meeting is open, other members' votes — in the
+vote list and in the timeline — read ``{"hidden": true}``.
+Described in the OpenAPI document by ``web/workflow_spec.py``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from flask import jsonify, request
+
+from danbao.engines.records import Actor, Conflict, NotFound, ValidationFailed
+from danbao.engines.users import user_names
+from danbao.engines.workflow import ACTIONS, VOTES, Refused, WorkflowEngine
+from danbao.expr import ExprError
+from danbao.meta.model import Label
+from danbao.web.access import can
+from danbao.web.api import _body, _error, _guard, _invalid, _lang, _record_id, _runtime, _service, _user, bp
+
+MAX_ID = 2**31 - 1
+MAX_COMMENT = 4000
+MAX_STEP = 64
+DONE_LIMIT, MAX_DONE_LIMIT = 50, 200
+
+_UNAUTHENTICATED = ("未登录或令牌无效", "not authenticated: send a valid bearer token")
+
+#: refusals (by the start of their English text) that are about who is asking: 403
+_FORBIDDEN = ("This task is not yours", "You cannot approve your own application", "Only the applicant can withdraw",
+              "Only the chairman can close the meeting", "You may not start this workflow")
+#: refusals that are about one field of the request: 422 on that field
+_FIELD = (("A comment is required", "comment"), ("A vote must carry a signed comment", "comment"),
+          ("unknown action", "action"), ("vote must be one of", "vote"),
+          ("You can only return to a step already passed", "target_step"),
+          ("Choose another colleague", "user_id"), ("No such active user", "user_id"),
+          ("The applicant cannot approve their own application", "user_id"),
+          ("That colleague is already asked at this step", "user_id"))
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _engine() -> WorkflowEngine:
+    rt = _runtime()
+    return WorkflowEngine(rt.session, rt.models, rt.meta)
+
+
+def _actor(user) -> Actor:
+    return Actor(user_id=user.id, username=user.username, lang=_lang())
+
+
+def _path_id(raw: str):
+    """A positive 32-bit id from the path, else None (answered 404)."""
+    value = _record_id(raw)
+    return value if isinstance(value, int) and 0 < value <= MAX_ID else None
+
+
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def _label(wf, key, lang):
+    return wf.step(key).label.get(lang) if key and wf is not None and wf.has_step(key) else key
+
+
+def _workflows_of(entity: str):
+    return [w for w in _runtime().meta.workflows.values() if w.entity == entity]
+
+
+def _no_workflow(entity: str):
+    return _error(404, f"{entity} 没有审批流程", f"{entity} has no workflow")
+
+
+def _not_found(kind_zh: str, kind_en: str, raw: str):
+    return _error(404, f"没有此{kind_zh}：#{raw}", f"no such {kind_en}: #{raw}")
+
+
+def _run(call, *, status: int = 200):
+    """One engine call: its result as JSON, or the refusal mapped to its status (session rolled back)."""
+    session = _runtime().session
+    try:
+        result = call()
+    except NotFound as exc:
+        session.rollback()
+        return _error(404, exc.message.zh, exc.message.en)
+    except Refused as exc:
+        session.rollback()
+        return _refused(exc.message)
+    except Conflict as exc:
+        session.rollback()
+        return _error(409, exc.message.zh, exc.message.en)
+    except ValidationFailed as exc:
+        return _invalid(exc)                            # rolls back
+    except ExprError as exc:
+        session.rollback()
+        return _error(409, f"流程条件无法计算：{exc.message}", f"a workflow condition cannot be evaluated: {exc.message}")
+    return jsonify(result), status
+
+
+def _refused(message: Label):
+    if message.en.startswith(_FORBIDDEN):
+        return _error(403, message.zh, message.en)
+    for start, field in _FIELD:
+        if message.en.startswith(start):
+            return _invalid(ValidationFailed({field: message}))
+    return _error(409, message.zh, message.en)
+
+
+class _Fields:
+    """Checks a JSON body field by field; ``errors`` ends up field -> Label."""
+
+    def __init__(self, data: dict, allowed: set[str]):
+        self.data = data
+        self.errors: dict[str, Label] = {k: Label("未知字段", "unknown field") for k in sorted(set(data) - allowed)}
+
+    def text(self, key: str, *, required: bool = False, max_length: int = MAX_COMMENT,
+             missing: Label = Label("请填写意见", "a comment is required")) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.errors[key] = missing
+            return None
+        if not isinstance(value, str):
+            self.errors[key] = Label("应为文本", "must be a string")
+            return None
+        if len(value) > max_length:
+            self.errors[key] = Label(f"不能超过 {max_length} 个字", f"at most {max_length} characters")
+            return None
+        if required and not value.strip():
+            self.errors[key] = missing
+            return None
+        return value
+
+    def choice(self, key: str, options) -> str | None:
+        value = self.data.get(key)
+        if not isinstance(value, str) or value not in options:
+            self.errors[key] = Label(f"应为：{', '.join(options)}", f"must be one of: {', '.join(options)}")
+            return None
+        return value
+
+    def user_id(self, key: str) -> int | None:
+        value = self.data.get(key)
+        if type(value) is not int or not 0 < value <= MAX_ID:
+            self.errors[key] = Label("请选择一位同事（用户 id）", "must be the id of a user")
+            return None
+        return value
+
+    def moment(self, key: str, now: dt.datetime) -> dt.datetime | None:
+        """An ISO date-time in the future, as the server's local time (what the engine's clock reads)."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        parsed = None
+        if isinstance(value, str) and len(value) <= 40:
+            try:
+                parsed = dt.datetime.fromisoformat(value)
+                if parsed.tzinfo is not None:
+                    parsed = parsed.astimezone().replace(tzinfo=None)
+            except (ValueError, OverflowError, OSError):
+                parsed = None
+        if parsed is None:
+            self.errors[key] = Label("时间格式应为 ISO 8601（如 2026-12-31T18:00）",
+                                     "must be an ISO 8601 date-time (e.g. 2026-12-31T18:00)")
+            return None
+        if parsed <= now:
+            self.errors[key] = Label("应晚于现在", "must be in the future")
+            return None
+        return parsed
+
+    def only_with(self, key: str, what: Label) -> None:
+        if self.data.get(key) is not None:
+            self.errors[key] = Label(f"仅用于{what.zh}", f"only with {what.en}")
+
+
+def _titles(refs) -> dict[tuple[str, int], str]:
+    """(entity, id) -> the record's title (its title field, else #id)."""
+    rt = _runtime()
+    wanted: dict[str, set[int]] = {}
+    for entity, rid in refs:
+        if entity in rt.meta.entities:
+            wanted.setdefault(entity, set()).add(rid)
+    out = {}
+    for entity, ids in wanted.items():
+        em = rt.meta.entity(entity)
+        table = rt.models.table(entity)
+        column = table.c[em.field(em.title).column_name] if em.title and em.has_field(em.title) else table.c.id
+        for rid, value in rt.session.execute(sa.select(table.c.id, column).where(table.c.id.in_(sorted(ids)))):
+            out[(entity, rid)] = str(value) if value not in (None, "") else f"#{rid}"
+    return out
+
+
+def _entity_label(entity: str, lang: str) -> str:
+    em = _runtime().meta.entities.get(entity)
+    return em.label.get(lang) if em else entity
+
+
+def _outcome(engine: WorkflowEngine, out) -> dict:
+    inst = engine.session.execute(sa.select(engine.instances).where(engine.instances.c.id == out.instance_id)).first()
+    wf = engine.workflow_of(inst) if inst is not None else None
+    lang = _lang()
+    return {"instance_id": out.instance_id, "state": out.state, "step_before": out.step_before,
+            "step_after": out.step_after, "step_after_label": _label(wf, out.step_after, lang)}
+
+
+# -- my tasks ------------------------------------------------------------------------------
+@bp.get("/tasks/")
+def my_tasks():
+    user = _user()
+    if user is None:
+        return _error(401, *_UNAUTHENTICATED)
+    engine, lang = _engine(), _lang()
+    rows = engine.open_tasks(user.id)
+    titles = _titles((r.entity, r.record_id) for r in rows)
+    names = user_names(engine.session, {r.delegated_from_id for r in rows})
+    now = engine.clock()
+    result = []
+    for r in rows:
+        wf = engine.workflow_of(r)
+        step = wf.step(r.step) if wf.has_step(r.step) else None
+        result.append({
+            "id": r.id, "instance_id": r.instance_id, "workflow": r.workflow, "workflow_label": wf.label.get(lang),
+            "step": r.step, "step_label": step.label.get(lang) if step else r.step,
+            "kind": "committee" if step is not None and step.kind == "committee" else "approval",
+            "entity": r.entity, "entity_label": _entity_label(r.entity, lang), "record_id": r.record_id,
+            "record_title": titles.get((r.entity, r.record_id)), "link": f"/e/{r.entity}/{r.record_id}",
+            "created_at": _iso(r.created_at), "due_at": _iso(r.due_at),
+            "overdue": r.due_at is not None and r.due_at < now,
+            "delegated_from_id": r.delegated_from_id,
+            "delegated_from": names.get(r.delegated_from_id) if r.delegated_from_id else None,
+            "delegated_until": _iso(r.delegated_until)})
+    engine.session.rollback()
+    return jsonify(count=len(result), result=result)
+
+
+@bp.get("/tasks/done")
+def my_done():
+    user = _user()
+    if user is None:
+        return _error(401, *_UNAUTHENTICATED)
+    lang = _lang()
+    raw = request.args.get("limit")
+    limit = DONE_LIMIT
+    if raw is not None:
+        limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 4 else 0
+        if not 0 < limit <= MAX_DONE_LIMIT:
+            return jsonify(message="查询参数有误" if lang == "zh" else "invalid query parameters",
+                           errors={"limit": f"应为 1 到 {MAX_DONE_LIMIT} 的整数" if lang == "zh"
+                                   else f"must be an integer from 1 to {MAX_DONE_LIMIT}"}), 400
+    engine = _engine()
+    rows = engine.done_by(user.id, limit=limit)
+    titles = _titles((r.entity, r.record_id) for r in rows)
+    result = []
+    for r in rows:
+        wf = engine.workflow_of(r)
+        result.append({
+            "id": r.id, "instance_id": r.instance_id, "task_id": r.task_id, "workflow": r.workflow,
+            "workflow_label": wf.label.get(lang), "step": r.step, "step_label": _label(wf, r.step, lang),
+            "action": r.action, "target": r.target_step,
+            "target_label": _label(wf, r.target_step, lang) if wf.has_step(r.target_step or "") else None,
+            "comment": r.comment, "at": _iso(r.at), "entity": r.entity, "entity_label": _entity_label(r.entity, lang),
+            "record_id": r.record_id, "record_title": titles.get((r.entity, r.record_id)),
+            "link": f"/e/{r.entity}/{r.record_id}"})
+    engine.session.rollback()
+    return jsonify(count=len(result), result=result)
+
+
+# -- a record's approvals --------------------------------------------------------------------
+def _path_ahead(engine: WorkflowEngine, inst, wf, lang) -> list[dict]:
+    try:
+        keys = engine.path_ahead(inst)
+    except (Refused, ExprError, NotFound):
+        keys = []
+    return [{"step": k, "label": _label(wf, k, lang)} for k in keys]
+
+
+def instance_view(engine: WorkflowEngine, inst, viewer_id: int | None, lang: str) -> dict:
+    """One instance as the API shows it to ``viewer_id`` (secret votes of an open meeting hidden)."""
+    wf = engine.workflow_of(inst)
+    step = wf.step(inst.step) if wf.has_step(inst.step) else None
+    tasks = engine.tasks_of(inst.id, inst.round)
+    actions = engine.timeline(inst.id)
+    votes = engine.meeting_votes(inst.id, viewer_id)
+    hidden_tasks = {v.task_id for v, hidden in votes if hidden}
+    people = {inst.started_by_id} | {t.user_id for t in tasks} | {a.user_id for a in actions}
+    people |= {t.delegated_from_id for t in tasks} | {v.user_id for v, hidden in votes if not hidden}
+    people |= {int(a.target_step) for a in actions
+               if a.action in ("delegate", "add_approver") and (a.target_step or "").isdigit()}
+    names = user_names(engine.session, people)
+    now = engine.clock()
+    running = inst.state == "running"
+
+    def entry(a) -> dict:
+        hidden = a.action == "vote" and a.task_id in hidden_tasks
+        target = None if hidden else a.target_step
+        if target and a.action in ("delegate", "add_approver") and target.isdigit():
+            target_label = names.get(int(target), f"#{target}")
+        elif target and wf.has_step(target):
+            target_label = _label(wf, target, lang)
+        else:
+            target_label = None
+        return {"id": a.id, "at": _iso(a.at), "user_id": a.user_id, "user": names.get(a.user_id, a.username),
+                "step": a.step, "step_label": _label(wf, a.step, lang), "round": a.round, "action": a.action,
+                "comment": None if hidden else a.comment, "target": target, "target_label": target_label,
+                "hidden": hidden}
+
+    def vote(v, hidden) -> dict:
+        if hidden:
+            return {"hidden": True}
+        return {"id": v.id, "step": v.step, "step_label": _label(wf, v.step, lang), "round": v.round,
+                "user_id": v.user_id, "user": names.get(v.user_id, v.username), "vote": v.vote,
+                "chairman": bool(v.chairman), "comment": v.comment, "at": _iso(v.at), "hidden": False}
+
+    return {
+        "id": inst.id, "workflow": inst.workflow, "workflow_label": wf.label.get(lang),
+        "workflow_version": inst.workflow_version, "state": inst.state, "step": inst.step,
+        "step_label": _label(wf, inst.step, lang),
+        "step_kind": step.kind if step is not None else "end", "round": inst.round,
+        "started_by_id": inst.started_by_id, "started_by": names.get(inst.started_by_id, inst.started_by),
+        "started_at": _iso(inst.started_at), "step_entered_at": _iso(inst.step_entered_at),
+        "finished_at": _iso(inst.finished_at),
+        "path_ahead": _path_ahead(engine, inst, wf, lang) if running else [],
+        "tasks": [{"id": t.id, "user_id": t.user_id, "user": names.get(t.user_id, f"#{t.user_id}"),
+                   "status": t.status, "position": t.position, "created_at": _iso(t.created_at),
+                   "due_at": _iso(t.due_at), "acted_at": _iso(t.acted_at),
+                   "overdue": t.status == "open" and t.due_at is not None and t.due_at < now,
+                   "delegated_from_id": t.delegated_from_id, "delegated_until": _iso(t.delegated_until),
+                   "added_by_id": t.added_by_id} for t in tasks],
+        "timeline": [entry(a) for a in actions],
+        "votes": [vote(v, hidden) for v, hidden in votes],
+    }
+
+
+def _record_view(engine: WorkflowEngine, entity: str, record_id: int, user) -> dict:
+    lang = _lang()
+    _service(user).get(entity, record_id)               # NotFound -> 404
+    instances = [instance_view(engine, inst, user.id, lang) for inst in engine.instance_of(entity, record_id)]
+    startable = []
+    if can("write", entity):
+        startable = [{"code": wf.code, "label": wf.label.get(lang)} for wf in engine.candidates(entity, record_id)
+                     if engine.may_start(wf, record_id, user.id)]
+    title = _titles([(entity, record_id)]).get((entity, record_id))
+    return {"entity": entity, "record_id": record_id, "record_title": title, "instances": instances,
+            "can_start": startable}
+
+
+@bp.get("/<entity>/<record_id>/workflow")
+def record_workflow(entity, record_id):
+    ok, resp = _guard(entity, "read")
+    if resp:
+        return resp
+    _em, user = ok
+    if not _workflows_of(entity):
+        return _no_workflow(entity)
+    rid = _path_id(record_id)
+    if rid is None:
+        return _error(404, f"记录不存在：{entity} #{record_id}", f"No such record: {entity} #{record_id}")
+    engine = _engine()
+
+    def view():
+        out = _record_view(engine, entity, rid, user)
+        engine.session.rollback()
+        return out
+    return _run(view)
+
+
+@bp.post("/<entity>/<record_id>/workflow")
+def start_workflow(entity, record_id):
+    ok, resp = _guard(entity, "write")
+    if resp:
+        return resp
+    _em, user = ok
+    codes = [w.code for w in _workflows_of(entity)]
+    if not codes:
+        return _no_workflow(entity)
+    rid = _path_id(record_id)
+    if rid is None:
+        return _error(404, f"记录不存在：{entity} #{record_id}", f"No such record: {entity} #{record_id}")
+    data, resp = _body()
+    if resp:
+        return resp
+    fields = _Fields(data, {"workflow", "comment"})
+    code = fields.choice("workflow", codes)
+    comment = fields.text("comment")
+    if fields.errors:
+        return _invalid(ValidationFailed(fields.errors))
+    engine = _engine()
+
+    def start():
+        iid = engine.start(entity, rid, code, _actor(user), comment=comment or "")
+        inst = engine.session.execute(sa.select(engine.instances).where(engine.instances.c.id == iid)).first()
+        return {"instance_id": iid, "result": instance_view(engine, inst, user.id, _lang())}
+    return _run(start, status=201)
+
+
+# -- acting ------------------------------------------------------------------------------------
+def _authenticated_body(raw_id: str, kind: Label):
+    """(user, id, data, None) or (None, None, None, error response)."""
+    user = _user()
+    if user is None:
+        return None, None, None, _error(401, *_UNAUTHENTICATED)
+    oid = _path_id(raw_id)
+    if oid is None:
+        return None, None, None, _not_found(kind.zh, kind.en, raw_id)
+    data, resp = _body()
+    if resp:
+        return None, None, None, resp
+    return user, oid, data, None
+
+
+@bp.post("/tasks/<task_id>/actions")
+def act_on_task(task_id):
+    user, tid, data, resp = _authenticated_body(task_id, Label("待办", "task"))
+    if resp:
+        return resp
+    engine = _engine()
+    fields = _Fields(data, {"action", "comment", "target_step", "user_id", "until"})
+    action = fields.choice("action", ACTIONS)
+    comment = fields.text("comment", required=action in ("reject", "return", "comment"))
+    target = user_id = until = None
+    if action == "return":
+        target = fields.text("target_step", required=True, max_length=MAX_STEP,
+                             missing=Label("请选择退回到的环节", "the step to return to is required"))
+    else:
+        fields.only_with("target_step", Label("退回", "return"))
+    if action in ("delegate", "add_approver"):
+        user_id = fields.user_id("user_id")
+    else:
+        fields.only_with("user_id", Label("转办或加签", "delegate or add_approver"))
+    if action == "delegate":
+        until = fields.moment("until", engine.clock())
+    else:
+        fields.only_with("until", Label("转办", "delegate"))
+    if fields.errors:
+        return _invalid(ValidationFailed(fields.errors))
+    return _run(lambda: _outcome(engine, engine.act(tid, action, _actor(user), comment=comment or "",
+                                                    target_step=target, user_id=user_id, until=until)))
+
+
+@bp.post("/tasks/<task_id>/vote")
+def vote_on_task(task_id):
+    user, tid, data, resp = _authenticated_body(task_id, Label("待办", "task"))
+    if resp:
+        return resp
+    fields = _Fields(data, {"vote", "comment"})
+    choice = fields.choice("vote", VOTES)
+    comment = fields.text("comment", required=True, missing=Label("表决须签署意见", "a vote must carry a signed comment"))
+    if fields.errors:
+        return _invalid(ValidationFailed(fields.errors))
+    engine = _engine()
+    return _run(lambda: _outcome(engine, engine.vote(tid, choice, _actor(user), comment=comment)))
+
+
+def _on_instance(instance_id: str, call):
+    user, iid, data, resp = _authenticated_body(instance_id, Label("流程", "workflow instance"))
+    if resp:
+        return resp
+    fields = _Fields(data, {"comment"})
+    comment = fields.text("comment")
+    if fields.errors:
+        return _invalid(ValidationFailed(fields.errors))
+    engine = _engine()
+    return _run(lambda: _outcome(engine, call(engine)(iid, _actor(user), comment=comment or "")))
+
+
+@bp.post("/workflow-instances/<instance_id>/withdraw")
+def withdraw_instance(instance_id):
+    return _on_instance(instance_id, lambda engine: engine.withdraw)
+
+
+@bp.post("/workflow-instances/<instance_id>/close-meeting")
+def close_meeting(instance_id):
+    return _on_instance(instance_id, lambda engine: engine.close_meeting)

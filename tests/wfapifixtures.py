@@ -1,0 +1,63 @@
+"""Helpers for the approval REST tests (tests/test_workflow_api.py) and the
+schemathesis run (tests/test_api_fuzz.py): a second role for a user, a
+project to submit, and, for the fuzzer, tasks of its own to act on."""
+from __future__ import annotations
+
+import itertools
+import random
+
+from webfixtures import add_user
+
+_SEQ = itertools.count(1)
+
+
+def add_role(app, username: str, role: str) -> None:
+    """Give ``username`` one more role."""
+    with app.app_context():
+        sm = app.appbuilder.sm
+        user = sm.find_user(username=username)
+        user.roles.append(sm.find_role(role) or sm.add_role(role))
+        sm.update_user(user)
+
+
+def make_project(app, a_manager: int | None, amount: str = "5000000", **values) -> int:
+    """A corporate customer and a guarantee project (status applying); its id."""
+    from danbao.demo import make_uscc
+    from danbao.engines.records import Actor, RecordService
+    n = next(_SEQ)
+    with app.app_context():
+        rt = app.extensions["danbao"]
+        svc = RecordService(rt.models, rt.session, Actor(None, "test"))
+        corp = svc.create("corporate_customer", {"name": f"审批企业{n}",
+                                                 "uscc": make_uscc(random.Random(1000 + n), "320100")})
+        project = svc.create("guarantee_project", {
+            "project_no": f"WF{n:05d}", "name": f"审批项目{n}", "customer_kind": "corporate",
+            "corporate_customer": corp.id, "amount": amount, "term_months": 12, "a_manager": a_manager, **values})
+        return project.id
+
+
+def dispose(app) -> None:
+    with app.app_context():
+        app.extensions["danbao"].db.session.remove()
+        app.extensions["danbao"].db.engine.dispose()
+
+
+def open_fuzz_tasks(app, fuzzer: str = "fuzzer") -> None:
+    """Projects submitted by a project manager, so the fuzzer (a risk officer)
+    holds open first-review tasks and the record and task paths reach real rows;
+    a manager and committee members exist so approving can move on."""
+    from danbao.engines.records import Actor
+    from danbao.engines.workflow import WorkflowEngine
+    pm = add_user(app, "fuzz_pm", "project_manager")
+    add_user(app, "fuzz_boss", "manager")
+    add_user(app, "fuzz_c1", "committee_member")
+    with app.app_context():
+        fuzzer_id = app.appbuilder.sm.find_user(username=fuzzer).id
+    projects = [make_project(app, fuzzer_id, fee_rate="0.01") for _ in range(2)] + [make_project(app, pm)]
+    with app.app_context():
+        rt = app.extensions["danbao"]
+        engine = WorkflowEngine(rt.session, rt.models, rt.meta)
+        for p in projects[:2]:
+            engine.start("guarantee_project", p, "project_standard", Actor(pm, "fuzz_pm"))
+        # one the fuzzer submitted itself (withdraw reaches a real instance)
+        engine.start("guarantee_project", projects[2], "project_standard", Actor(fuzzer_id, fuzzer))
