@@ -42,6 +42,11 @@ def job_id(rule: str) -> str:
     return f"warning:{rule}"
 
 
+#: Approval steps past their time limit are reminded / escalated / decided this often.
+WORKFLOW_JOB = "workflow:timeouts"
+WORKFLOW_EVERY_MINUTES = 5
+
+
 class WarningScheduler:
     def __init__(self, engine: sa.Engine, models, meta: Meta, tz: ZoneInfo, *,
                  first_run_delay: dt.timedelta = FIRST_RUN_DELAY):
@@ -66,6 +71,11 @@ class WarningScheduler:
             self.scheduler.add_job(self.run_rule, IntervalTrigger(minutes=rule.every_minutes, timezone=self.tz),
                                    args=[rule.code], id=job_id(rule.code), name=f"warning scan {rule.code}",
                                    next_run_time=first)
+        if self.meta.workflows:
+            self.scheduler.add_job(self.run_workflow_timeouts, IntervalTrigger(minutes=WORKFLOW_EVERY_MINUTES,
+                                                                               timezone=self.tz),
+                                   id=WORKFLOW_JOB, name="workflow time limits",
+                                   next_run_time=now + self.first_run_delay)
         self.scheduler.start()
         atexit.register(self.shutdown)
         log.info("warning scheduler started: %d rule(s)", len(self.scheduler.get_jobs()))
@@ -96,9 +106,23 @@ class WarningScheduler:
             log.exception("scheduled warning scan %s failed", code)
             return None
 
+    def run_workflow_timeouts(self):
+        """Remind, escalate or decide approval steps past their time limit; the job body."""
+        from danbao.engines.workflow import WorkflowEngine
+        try:
+            with Session(self.engine) as session:
+                handled = WorkflowEngine(session, self.models, self.meta).process_timeouts()
+            if handled:
+                log.info("workflow time limits: %d task(s) handled", handled)
+            return handled
+        except Exception:   # must not stop the scheduler
+            log.exception("workflow time limits failed")
+            return None
+
     def intervals(self) -> dict[str, dt.timedelta]:
         """Rule -> its job's interval (what is scheduled)."""
-        return {job.args[0]: job.trigger.interval for job in self.scheduler.get_jobs()}
+        return {job.args[0]: job.trigger.interval for job in self.scheduler.get_jobs()
+                if job.id.startswith("warning:")}
 
     def run_soon(self, code: str) -> None:
         """Move a rule's next run to now (its interval then continues from there)."""

@@ -21,7 +21,7 @@ def format_value(meta: Meta, f: FieldMeta, value, lang: str, users=None) -> str:
     if value is None:
         return ""
     if f.type == "user":
-        return (users or {}).get(value, f"#{value}")
+        return (users if users is not None else {}).get(value, f"#{value}")
     if f.type == "boolean":
         return ("是" if value else "否") if lang == "zh" else ("Yes" if value else "No")
     if f.type == "enum":

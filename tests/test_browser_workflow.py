@@ -1,0 +1,123 @@
+"""An application through the standard route in headless chromium: submitted by
+the project manager, first review, second review (two people), a committee
+vote, to fee collection — each step by a different user, each through the
+screens people use (my tasks → the record → the action buttons)."""
+from __future__ import annotations
+
+import random
+import socket
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from test_browser import CHROMIUM, _require_browser
+from webfixtures import PASSWORD, add_user, make_app
+
+pytestmark = pytest.mark.browser
+USERS = {"pm": "project_manager", "risk": "risk_officer", "boss": "manager",
+         "c1": "committee_member", "c2": "committee_member", "fin": "finance"}
+
+
+@pytest.fixture
+def server(database_url, tmp_path):
+    _require_browser()
+    from danbao.demo import make_uscc
+    from danbao.engines.records import Actor, RecordService
+    app = make_app(database_url, tmp_path / "instance", WTF_CSRF_ENABLED=True)
+    ids = {name: add_user(app, name, role) for name, role in USERS.items()}
+    with app.app_context():
+        rt = app.extensions["danbao"]
+        svc = RecordService(rt.models, rt.session, Actor(ids["pm"], "pm"))
+        corp = svc.create("corporate_customer", {"name": "常州新达电气有限公司",
+                                                 "uscc": make_uscc(random.Random(8), "320400")})
+        project = svc.create("guarantee_project", {
+            "project_no": "DB2026-0001", "name": "新达电气流动资金贷款担保", "customer_kind": "corporate",
+            "corporate_customer": corp.id, "amount": "5000000", "term_months": 12, "a_manager": ids["pm"]})
+        project_id = project.id
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}", project_id
+    srv.shutdown()
+
+
+def test_application_through_reviews_and_committee(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+    base, project_id = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+
+        def as_user(name):
+            context = browser.new_context(locale="zh-CN")
+            page = context.new_page()
+            page.set_default_timeout(15000)
+            page.goto(base + "/login/")
+            page.fill("input[name=username]", name)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("input[type=submit], button[type=submit]")
+            page.wait_for_url("**/workbench/**")
+            return context, page
+
+        def open_my_task(name):
+            context, page = as_user(name)
+            assert page.inner_text("#danbao-task-badge") == "1"
+            page.click("#danbao-task-menu a")
+            page.click("#my-tasks tbody tr a")
+            page.wait_for_selector("#wf-actions")
+            return context, page
+
+        def step_shown(page):
+            return page.inner_text(".danbao-wf-instance strong")
+
+        context, page = as_user("pm")
+        page.goto(f"{base}/e/guarantee_project/{project_id}")
+        page.click("button[data-start=project_standard]")
+        page.wait_for_selector(".danbao-wf-instance")
+        assert step_shown(page) == "初审"
+        assert page.locator("#wf-actions").count() == 0       # the applicant has no task on their own application
+        context.close()
+
+        context, page = open_my_task("risk")
+        page.fill("#wf-comment", "资料齐全，同意")
+        page.click("#wf-approve")
+        page.wait_for_selector(".alert-success")
+        assert step_shown(page) == "复审"                       # second review: risk and boss must both approve
+        page.fill("#wf-comment", "风险可控")
+        page.click("#wf-approve")
+        page.wait_for_selector(".alert-success")
+        assert step_shown(page) == "复审"
+        context.close()
+
+        context, page = open_my_task("boss")
+        page.fill("#wf-comment", "同意上会")
+        page.click("#wf-approve")
+        page.wait_for_selector(".alert-success")
+        assert step_shown(page) == "审保会"                     # 5,000,000 ≥ 3,000,000: the committee route
+        context.close()
+
+        for name, comment in (("c1", "同意，关注应收账款"), ("c2", "同意")):
+            context, page = open_my_task(name)
+            page.fill("#wf-comment", comment)
+            page.click("#wf-agree")
+            page.wait_for_selector(".alert-success")
+            assert "保密" in page.inner_text(f"#wf-votes-{page.get_attribute('.danbao-wf-instance', 'data-instance')}") \
+                or name == "c1"                                # the other's vote is secret until the meeting closes
+            context.close()
+
+        context, page = open_my_task("boss")                   # the chairman votes last: 3 of 3 agree
+        page.fill("#wf-comment", "同意")
+        page.click("#wf-agree")
+        page.wait_for_selector(".alert-success")
+        assert step_shown(page) == "费用收取"
+        timeline = page.inner_text(".danbao-timeline")
+        for who in ("pm", "risk", "boss", "c1", "c2"):
+            assert who in timeline
+        assert "同意，关注应收账款" in timeline                    # votes are open once the meeting has closed
+        assert page.locator("svg .danbao-step.current[data-step=fee_collection]").count() == 1
+        page.screenshot(path=str(tmp_path / "workflow.png"), full_page=True)
+        context.close()
+        browser.close()
