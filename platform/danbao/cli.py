@@ -165,7 +165,7 @@ def warnings_scan(as_of, rules, instance):
 def demo(port, instance, size, no_serve):
     """Create (if absent) a SQLite demo in the instance folder and serve it on 127.0.0.1."""
     from danbao.app import create_app
-    from danbao.demo import ensure_admin, load_demo_data
+    from danbao.demo import ensure_admin, ensure_staff, load_demo_data, start_demo_workflows
     settings = _settings(instance)
     if "DANBAO_DATABASE_URL" not in os.environ:
         settings.database_url = f"sqlite:///{settings.instance_dir / 'danbao.db'}"
@@ -184,6 +184,9 @@ def demo(port, instance, size, no_serve):
         generated = password is None
         password = password or secrets.token_urlsafe(12)
         created = ensure_admin(app, password)
+        staff = ensure_staff(app, password)
+        if staff:
+            click.echo(f"demo staff (same password as admin): {', '.join(staff)}")
         if created and generated:
             click.echo(f"admin password (shown once): {password}")
             (settings.instance_dir / "admin_password.txt").unlink(missing_ok=True)
@@ -198,6 +201,7 @@ def demo(port, instance, size, no_serve):
             today = dt.datetime.now(local_tz()).date()
             opened = sum(r.opened for r in scan(rt.session, rt.models, rt.meta, as_of=today))
             click.echo(f"warnings opened: {opened}")
+            click.echo(f"approvals started: {start_demo_workflows(rt)}")
     click.echo(f"Danbao demo: http://127.0.0.1:{port}/  (user admin)  instance: {settings.instance_dir}")
     if not no_serve:
         from werkzeug.serving import run_simple

@@ -56,6 +56,29 @@ def ensure_admin(app, password: str) -> bool:
     return True
 
 
+#: Demo staff: (login, family name, given name, role). They share the admin's password.
+STAFF = [("zhangwei", "张", "伟", "project_manager"), ("liuyang", "刘", "洋", "project_manager"),
+         ("lina", "李", "娜", "risk_officer"), ("wangqiang", "王", "强", "manager"),
+         ("zhaomin", "赵", "敏", "finance"), ("chenjing", "陈", "静", "committee_member"),
+         ("zhoujie", "周", "杰", "committee_member"), ("sunli", "孙", "丽", "committee_member"),
+         ("wujun", "吴", "军", "committee_member"), ("zhengyu", "郑", "宇", "auditor")]
+
+
+def ensure_staff(app, password: str) -> list[str]:
+    """Create the demo staff (one or more per metadata role) when absent; their logins."""
+    sm = app.appbuilder.sm
+    made = []
+    for login, family, given, role_name in STAFF:
+        if sm.find_user(username=login) is not None:
+            continue
+        role = sm.find_role(role_name)
+        if role is None:
+            continue
+        sm.add_user(login, given, family, f"{login}@danbao.local", role, password)
+        made.append(login)
+    return made
+
+
 def load_demo_data(app, size: int = 50, seed: int = 20261129) -> int:
     """Load banks and ``size`` customers unless the database already has customers."""
     rt = app.extensions["danbao"]
@@ -69,7 +92,7 @@ def load_demo_data(app, size: int = 50, seed: int = 20261129) -> int:
     svc = RecordService(rt.models, rt.session, Actor(user_id=None, username="demo"))
     count = 0
     scored: list[tuple[str, int]] = []
-    managers = [uid for uid, _ in active_users(rt.session)]
+    managers = [uid for uid, _ in active_users(rt.session) if uid in _holders(rt.session, "project_manager")]
     bank_ids = []
     for name, branch in BANKS:
         bank = svc.create("bank", {"name": f"{name}{branch}", "branch": branch,
@@ -139,7 +162,37 @@ def load_demo_data(app, size: int = 50, seed: int = 20261129) -> int:
     return count
 
 
-STATUSES = ["guaranteeing"] * 6 + ["applying", "reviewing", "approved", "released", "overdue", "compensated"]
+def _holders(session, role: str) -> set[int]:
+    from danbao.engines.users import ROLE_TABLE, USER_ROLE_TABLE
+    return {r[0] for r in session.execute(sa.select(USER_ROLE_TABLE.c.user_id).select_from(
+        USER_ROLE_TABLE.join(ROLE_TABLE, ROLE_TABLE.c.id == USER_ROLE_TABLE.c.role_id)).where(ROLE_TABLE.c.name == role))}
+
+
+def start_demo_workflows(rt) -> int:
+    """Submit every project still 'applying' into its approval workflow, as its A角, and take the
+    first review of some, so My tasks and the approval panels have something to show."""
+    from danbao.engines.workflow import Refused, WorkflowEngine
+    if "guarantee_project" not in rt.meta.entities or not rt.meta.workflows:
+        return 0
+    eng = WorkflowEngine(rt.session, rt.models, rt.meta)
+    table = rt.models.table("guarantee_project")
+    names = dict(active_users(rt.session))
+    started = 0
+    for row in rt.session.execute(sa.select(table.c.id, table.c.a_manager_id).where(
+            table.c.status == "applying", table.c.a_manager_id.is_not(None))).all():
+        starter = Actor(row.a_manager_id, names.get(row.a_manager_id, "demo"))
+        for wf in eng.candidates("guarantee_project", row.id):
+            if wf.group != "project_approval" or not eng.may_start(wf, row.id, starter.user_id):
+                continue
+            try:
+                eng.start("guarantee_project", row.id, wf.code, starter, comment="资料已齐，提交审批")
+                started += 1
+            except Refused:
+                rt.session.rollback()
+    return started
+
+
+STATUSES = ["guaranteeing"] * 6 + ["applying", "applying", "approved", "released", "overdue", "compensated"]
 
 
 def demo_project(svc, rng: random.Random, i: int, corp, bank_ids, managers) -> int:
