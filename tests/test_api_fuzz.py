@@ -13,6 +13,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                status_code_conformance)
 
 from webfixtures import add_user, jwt, make_app
+from wfapifixtures import open_fuzz_tasks
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +27,7 @@ def api_app(module_database_url, tmp_path_factory):
     headers = jwt(client, "fuzzer")
     client.post("/api/v1/bank/", json={"name": "测试银行", "credit_line": "1000.00"}, headers=headers)
     _open_warnings(app)
+    open_fuzz_tasks(app)   # approvals: tasks of the fuzzer's own, a project it submitted
     yield app, headers
     with app.app_context():
         app.extensions["danbao"].db.session.remove()

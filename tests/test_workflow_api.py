@@ -10,6 +10,7 @@ import datetime as dt
 
 import pytest
 
+from danbao.engines.workflow import ACTIONS
 from wfapifixtures import add_role, dispose, make_project
 from webfixtures import add_user, jwt, make_app
 
@@ -295,7 +296,8 @@ def test_bad_requests_get_json_errors(world):
     task = _task_of(c, h["risk"], p)["id"]
     for body in ({}, {"action": "fly"}, {"action": ["approve"]}, {"action": "approve", "comment": 5},
                  {"action": "approve", "comment": "x" * 4001}, {"action": "approve", "until": "2030-01-01"},
-                 {"action": "approve", "target_step": "first_review"}):
+                 {"action": "approve", "target_step": "first_review"}, {"action": "reject", "comment": "不\x00行"},
+                 {"action": "reject", "comment": "\ud800"}):
         resp = _act(c, h["risk"], task, **body)
         assert resp.status_code == 422 and resp.is_json, (body, resp.data)
     assert c.post(f"/api/v1/tasks/{task}/vote", json={"vote": "agree"}, headers=h["risk"]).status_code == 422
@@ -325,3 +327,6 @@ def test_openapi_describes_the_approval_endpoints(world):
     body = start["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]["workflow"]["enum"]) == {"project_green", "project_standard", "project_release",
                                                            "project_compensation"}
+    acts = spec["paths"]["/api/v1/tasks/{task_id}/actions"]["post"]["requestBody"]["content"]["application/json"]
+    assert sorted(a for branch in acts["schema"]["oneOf"] for a in branch["properties"]["action"]["enum"]) \
+        == sorted(ACTIONS)

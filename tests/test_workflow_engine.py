@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy.orm import Session
 
 from conftest import is_postgres
 from danbao.engines.records import Conflict, NotFound
 from danbao.engines.workflow import Refused, meeting_result, share
+from danbao.model.engine import make_engine
 from danbao.meta.model import Assignees, CommitteeMeta
 from wfhelpers import CORE, ENTITY, PEOPLE, WfWorld, core_build
 
@@ -385,7 +387,7 @@ def test_delegate_to_a_named_colleague(world):
     assert world.tasks(iid, status=None) == {"risk": "delegated", "clerk": "open"}
     assert world.log(iid)[-1] == ("delegate", "first_review", "risk", str(world.uid["clerk"]))
     assert "done" in refused(wf.act, task, "approve", world.actor("risk"))
-    assert world.wf().withdraw is not None and "already acted" in refused(world.wf().withdraw, iid, world.actor("pm2"))
+    assert "already acted" in refused(world.wf().withdraw, iid, world.actor("pm2"))      # a delegation is acting
     assert approve(world, iid, "clerk").step_after == "second_review"
     # at second_review the risk officer is already asked: not a delegate for the manager
     assert "already asked" in refused(wf.act, world.task("boss", iid), "delegate", world.actor("boss"),
@@ -406,6 +408,35 @@ def test_delegation_ends_at_until_and_the_task_goes_back(world):
     assert "done" in refused(world.wf().act, clerk_task, "approve", world.actor("clerk"))
     assert world.wf().process_timeouts() == 0
     assert approve(world, iid, "risk").step_after == "second_review"
+
+
+def test_a_delegation_passed_on_comes_back_in_order(world):
+    iid = world.start(world.project())
+    now = world.clock()
+    world.wf().act(world.task("risk", iid), "delegate", world.actor("risk"), user_id=world.uid["clerk"],
+                   until=now + dt.timedelta(hours=10))
+    world.wf().act(world.task("clerk", iid), "delegate", world.actor("clerk"), user_id=world.uid["fin"],
+                   until=now + dt.timedelta(hours=2))
+    world.clock.advance(hours=3)
+    assert world.wf().process_timeouts() == 1
+    assert world.holders(iid) == {"clerk"}                          # back to clerk, still on risk's behalf
+    back = [t for t in world.wf().tasks_of(iid) if t.status == "open"][0]
+    assert (back.delegated_from_id, back.delegated_until) == (world.uid["risk"], now + dt.timedelta(hours=10))
+    world.clock.advance(hours=8)
+    assert world.wf().process_timeouts() == 1
+    assert world.holders(iid) == {"risk"}
+    assert world.actions(iid).count("delegation_ended") == 2
+
+
+def test_a_delegation_ending_does_not_ask_the_delegator_twice(world):
+    iid = world.start(world.project())
+    world.wf().act(world.task("risk", iid), "delegate", world.actor("risk"), user_id=world.uid["clerk"],
+                   until=world.clock() + dt.timedelta(hours=2))
+    world.wf().act(world.task("clerk", iid), "add_approver", world.actor("clerk"), user_id=world.uid["risk"])
+    world.clock.advance(hours=3)
+    assert world.wf().process_timeouts() == 1
+    assert world.tasks(iid) == {"risk": "open"}
+    assert len([t for t in world.wf().tasks_of(iid) if t.status == "open"]) == 1
 
 
 def test_a_delegated_task_keeps_the_time_limit(world):
@@ -444,8 +475,9 @@ def test_comment_is_logged_and_changes_nothing_else(world):
     out = world.wf().act(task, "comment", world.actor("risk"), comment="请补充财报")
     assert (out.step_before, out.step_after, out.state) == ("first_review", "first_review", "running")
     after = snapshot(world, iid)
-    assert after[:2] == before[:2] and after[2] == before[2] and after[4] == before[4]
-    assert after[3][:-1] == before[3] and world.log(iid)[-1] == ("comment", "first_review", "risk", None)
+    instance, record, tasks, log, votes_ = after
+    assert (instance, record, tasks, votes_) == (before[0], before[1], before[2], before[4])
+    assert log[:-1] == before[3] and world.log(iid)[-1] == ("comment", "first_review", "risk", None)
     assert world.wf().timeline(iid)[-1].comment == "请补充财报"
     assert "unknown action" in refused(world.wf().act, task, "approve_all", world.actor("risk"))
 
@@ -550,6 +582,10 @@ def test_sequence_add_approver_waits_at_the_end(mworld):
 def test_on_timeout_approve_then_reject(mworld):
     w = mworld
     iid = w.start(w.project(), "timers")
+    # without withdraw_to there is no end to withdraw to: refused, so a finished instance always rests on an end
+    before = snapshot(w, iid)
+    assert "cannot be withdrawn" in refused(w.wf().withdraw, iid, w.actor("pm2"))
+    assert snapshot(w, iid) == before
     w.clock.advance(hours=1)
     assert w.wf().process_timeouts() == 0
     w.clock.advance(hours=2)
@@ -843,68 +879,74 @@ class WorkflowMachine(RuleBasedStateMachine):
         self.world.s.commit()
         return self.world.s.execute(q).all()
 
-    def _pick_task(self, data):
-        open_ = self._tasks(open_only=True)
+    def _try(self, fn, *args, **kw):
+        """Refused and NotFound are answers; anything else (Conflict included:
+        nobody else is acting) fails the test."""
+        try:
+            return fn(*args, **kw)
+        except (Refused, NotFound):
+            return None
+
+    @rule(p=st.integers(0, 2), data=st.data(), who=st.sampled_from(["pm", "pm2", "pm2", "risk", "clerk"]))
+    def start(self, p, data, who):
+        w = self.world
+        if len(self.instances) >= 4:
+            return
+        offered = [wf.code for wf in w.wf().candidates(ENTITY, self.projects[p]) if wf.code != "timers"]
+        code = data.draw(st.sampled_from(offered if offered and data.draw(st.integers(0, 3)) else CODES))
+        iid = self._try(w.wf().start, ENTITY, self.projects[p], code, w.actor(who))
+        if iid is not None:
+            self.instances.append(iid)
+
+    @rule(data=st.data(), n=st.integers(1, 8))
+    def work(self, data, n):
+        """People do their work: approve, or vote with a signed comment."""
+        w = self.world
+        for _ in range(n):
+            open_ = self._tasks(open_only=True)
+            if not open_:
+                return
+            task = data.draw(st.sampled_from(open_))
+            who = w.name_of(task.user_id)
+            inst = w.instance(task.instance_id)
+            if w.wf().workflow_of(inst).step(task.step).kind == "committee":
+                choice = data.draw(st.sampled_from(("agree", "agree", "agree", "disagree", "defer")))
+                self._try(w.wf().vote, task.id, choice, w.actor(who), comment="签")
+            else:
+                self._try(w.wf().act, task.id, "approve", w.actor(who))
+
+    @rule(data=st.data(), action=st.sampled_from(("approve", "reject", "return", "delegate", "add_approver",
+                                                  "comment", "vote", "close_meeting", "withdraw")))
+    def anything(self, data, action):
+        """Any action by someone (mostly the task's owner), with odd arguments."""
+        w = self.world
         every = self._tasks(open_only=False)
         if not every:
-            return None, None
-        task = data.draw(st.sampled_from(open_ if open_ and data.draw(st.integers(0, 4)) else every))
-        owner = self.world.name_of(task.user_id)
-        who = owner if data.draw(st.integers(0, 5)) else data.draw(st.sampled_from(NAMES))
-        return task, who
-
-    @rule(p=st.integers(0, 2), code=st.sampled_from(CODES), who=st.sampled_from(["pm", "pm2", "risk", "clerk"]))
-    def start(self, p, code, who):
-        try:
-            self.instances.append(self.world.wf().start(ENTITY, self.projects[p], code, self.world.actor(who)))
-        except Refused:
-            pass
-
-    @rule(data=st.data(), action=st.sampled_from(("approve", "approve", "approve", "reject", "return", "delegate",
-                                                  "add_approver", "comment")))
-    def act(self, data, action):
-        task, who = self._pick_task(data)
-        if task is None:
             return
-        w = self.world
-        kw = {"comment": data.draw(st.sampled_from(["", "意见"]))}
-        if action == "return":
-            kw["target_step"] = data.draw(st.sampled_from([task.step, "first_review", "second_review", "committee",
-                                                           "s_any", "s_all", "s_ratio", "in_force", None]))
-        if action in ("delegate", "add_approver"):
-            kw["user_id"] = w.uid[data.draw(st.sampled_from(NAMES))]
-        if action == "delegate" and data.draw(st.booleans()):
-            kw["until"] = w.clock() + dt.timedelta(hours=data.draw(st.integers(1, 60)))
-        try:
-            w.wf().act(task.id, action, w.actor(who), **kw)
-        except (Refused, NotFound):
-            pass
-
-    @rule(data=st.data(), choice=st.sampled_from(("agree", "agree", "agree", "disagree", "defer")))
-    def vote(self, data, choice):
-        task, who = self._pick_task(data)
-        if task is None:
-            return
-        try:
-            self.world.wf().vote(task.id, choice, self.world.actor(who), comment=data.draw(st.sampled_from(["", "签"])))
-        except (Refused, NotFound):
-            pass
-
-    @rule(data=st.data(), who=st.sampled_from(["boss", "c1", "pm2"]))
-    def close_meeting(self, data, who):
-        if self.instances:
-            try:
-                self.world.wf().close_meeting(data.draw(st.sampled_from(self.instances)), self.world.actor(who))
-            except Refused:
-                pass
-
-    @rule(data=st.data(), who=st.sampled_from(["pm", "pm2", "risk"]))
-    def withdraw(self, data, who):
-        if self.instances:
-            try:
-                self.world.wf().withdraw(data.draw(st.sampled_from(self.instances)), self.world.actor(who))
-            except Refused:
-                pass
+        open_ = [t for t in every if t.status == "open"]
+        task = data.draw(st.sampled_from(open_ if open_ and data.draw(st.integers(0, 3)) else every))
+        who = w.name_of(task.user_id) if data.draw(st.integers(0, 3)) else data.draw(st.sampled_from(NAMES))
+        comment = data.draw(st.sampled_from(["意见", "意见", ""]))
+        if action == "vote":
+            self._try(w.wf().vote, task.id, data.draw(st.sampled_from(("agree", "disagree", "defer", "maybe"))),
+                      w.actor(who), comment=comment)
+        elif action == "close_meeting":
+            self._try(w.wf().close_meeting, task.instance_id, w.actor(data.draw(st.sampled_from(["boss", who]))))
+        elif action == "withdraw":
+            inst = w.instance(task.instance_id)
+            starter = w.name_of(inst.started_by_id)
+            self._try(w.wf().withdraw, task.instance_id, w.actor(starter if data.draw(st.booleans()) else who))
+        else:
+            kw = {"comment": comment}
+            if action == "return":
+                kw["target_step"] = data.draw(st.sampled_from(
+                    [task.step, "first_review", "second_review", "committee", "fee_collection", "s_any", "s_all",
+                     "s_ratio", "in_force", None]))
+            if action in ("delegate", "add_approver"):
+                kw["user_id"] = w.uid[data.draw(st.sampled_from(NAMES))]
+            if action == "delegate" and data.draw(st.booleans()):
+                kw["until"] = w.clock() + dt.timedelta(hours=data.draw(st.integers(1, 60)))
+            self._try(w.wf().act, task.id, action, w.actor(who), **kw)
 
     @rule(p=st.integers(0, 2))
     def fill_in(self, p):
@@ -965,11 +1007,103 @@ class WorkflowMachine(RuleBasedStateMachine):
 
 def test_random_actions_stay_inside_the_workflow(tmp_path, modes_pack):
     from hypothesis.stateful import run_state_machine_as_test
-    world = WfWorld(f"sqlite:///{tmp_path / 'states.db'}", packs=(CORE, modes_pack), people=MODE_PEOPLE)
+    engine = make_engine("sqlite://", poolclass=StaticPool)        # one connection, in memory: fast
+    world = WfWorld("", engine=engine, packs=(CORE, modes_pack), people=MODE_PEOPLE)
     machine = type("Machine", (WorkflowMachine,), {"world": world})
     try:
         run_state_machine_as_test(machine, settings=settings(
-            max_examples=40, stateful_step_count=40, deadline=None,
+            max_examples=70, stateful_step_count=50, deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    finally:
+        world.close()
+
+
+# -- people acting at the same moment (PostgreSQL) ---------------------------------------------
+def _at_once(world: WfWorld, jobs):
+    """Run ``jobs`` (callables taking an engine) in threads, each with its own
+    session and connection, released together by a barrier; their results or
+    exceptions, in order."""
+    barrier = threading.Barrier(len(jobs))
+    results: list = [None] * len(jobs)
+
+    def run(i, job):
+        with Session(world.engine) as session:
+            wf = world.wf(session=session)
+            session.execute(sa.text("SELECT 1"))               # hold a connection before the start
+            barrier.wait()
+            try:
+                results[i] = job(wf)
+            except Exception as exc:                           # noqa: BLE001 - judged by the test
+                results[i] = exc
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not is_postgres(), reason="needs PostgreSQL: concurrent sessions on one database")
+@pytest.mark.parametrize("same_task", [True, False], ids=["same-task", "different-tasks"])
+def test_simultaneous_approvals_make_exactly_one_transition(database_url, same_task):
+    world = WfWorld(database_url, pool_size=12)
+    names = ["risk"] + [f"risk{i}" for i in range(2, 9)]
+    for name in names[1:]:
+        world.add_user(name, ["risk_officer"])
+    try:
+        for _ in range(6):
+            iid = world.start(world.project())
+            first = world.instance(iid).round
+            if same_task:                                      # one person clicking eight times
+                task = world.task("risk", iid)
+                jobs = [lambda wf, t=task: wf.act(t, "approve", world.actor("risk"))] * len(names)
+            else:                                              # eight people, mode any
+                jobs = [lambda wf, t=world.task(n, iid), n=n: wf.act(t, "approve", world.actor(n)) for n in names]
+            results = _at_once(world, jobs)
+            done = [r for r in results if not isinstance(r, Exception)]
+            assert len(done) == 1, results
+            assert done[0].step_after == "second_review"
+            assert all(isinstance(r, (Conflict, Refused)) for r in results if r is not done[0]), results
+            inst = world.instance(iid)
+            assert (inst.step, inst.round, inst.lock) == ("second_review", first + 1, 1)
+            assert world.actions(iid) == ["start", "approve"]
+            statuses = [t.status for t in world.wf().tasks_of(iid, first)]
+            assert statuses.count("approved") == 1
+            # the next step entered once: everyone of manager and risk_officer asked once
+            assert sorted(world.tasks(iid)) == sorted(["boss"] + names)
+            assert len(world.wf().tasks_of(iid, first + 1)) == len(names) + 1
+            assert len(world.wf().tasks_of(iid)) == 2 * len(names) + 1
+    finally:
+        world.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not is_postgres(), reason="needs PostgreSQL: concurrent sessions on one database")
+def test_simultaneous_votes_retried_decide_the_meeting_once(database_url):
+    """Five members vote at once; a vote that meets a Conflict is cast again.
+    Every vote is recorded once and the meeting is decided once."""
+    world = WfWorld(database_url, pool_size=8)
+    try:
+        _, iid = at_committee(world)
+        members = ["boss", "c1", "c2", "c3", "c4"]
+
+        def voter(name):
+            def job(wf):
+                task = [t.id for t in wf.open_tasks(world.uid[name]) if t.instance_id == iid][0]
+                for _ in range(50):
+                    try:
+                        return wf.vote(task, "agree", world.actor(name), comment="同意")
+                    except Conflict:
+                        continue
+                raise AssertionError("never got through")
+            return job
+        results = _at_once(world, [voter(n) for n in members])
+        assert not [r for r in results if isinstance(r, Exception)], results
+        assert sorted(r.step_after for r in results) == ["committee"] * 4 + ["fee_collection"]
+        log = world.actions(iid)
+        assert log.count("vote") == 5 and log.count("meeting_passed") == 1
+        assert sorted(v.username for v, _ in world.wf().meeting_votes(iid)) == sorted(members)
+        assert world.instance(iid).step == "fee_collection"
     finally:
         world.close()

@@ -97,3 +97,17 @@ def test_actions_need_the_csrf_token(app):
         assert ok.status_code == 302
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_a_record_in_approval_cannot_be_deleted(app):
+    from danbao.engines.records import Conflict
+    pid = _project(app, 5)
+    pm = login(app.test_client(), "pm")
+    pm.post(f"/workflows/start/guarantee_project/{pid}", data={"workflow": "project_standard"})
+    rt = app.extensions["danbao"]
+    with app.app_context():
+        svc = RecordService(rt.models, rt.session, Actor(app.ids["risk"], "risk"))
+        with pytest.raises(Conflict) as refused:
+            svc.delete("guarantee_project", pid)
+        assert "审批中" in refused.value.message.zh
+        assert svc.get("guarantee_project", pid).id == pid

@@ -49,11 +49,13 @@ def open_fuzz_tasks(app, fuzzer: str = "fuzzer") -> None:
     from danbao.engines.records import Actor
     from danbao.engines.workflow import WorkflowEngine
     pm = add_user(app, "fuzz_pm", "project_manager")
+    add_user(app, "fuzz_risk", "risk_officer")       # first review of the project the fuzzer submits
     add_user(app, "fuzz_boss", "manager")
     add_user(app, "fuzz_c1", "committee_member")
     with app.app_context():
         fuzzer_id = app.appbuilder.sm.find_user(username=fuzzer).id
-    projects = [make_project(app, fuzzer_id, fee_rate="0.01") for _ in range(2)] + [make_project(app, pm)]
+    # the fuzzer is the A角 (a starter by that field) of all three
+    projects = [make_project(app, fuzzer_id, fee_rate="0.01") for _ in range(3)]
     with app.app_context():
         rt = app.extensions["danbao"]
         engine = WorkflowEngine(rt.session, rt.models, rt.meta)

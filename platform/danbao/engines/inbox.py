@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from danbao.engines.coerce import CONTROL_CHARS
 from danbao.engines.users import USER_TABLE, display_name
 from danbao.engines.warnings import acknowledge
 from danbao.meta.model import Label, Meta
@@ -72,6 +73,8 @@ def parse_inbox_args(args) -> InboxQuery:
     rule = (args.get("rule") or "").strip()
     if len(rule) > 64:
         q.errors["rule"] = Label("规则代码过长", "rule code too long")
+    elif CONTROL_CHARS.search(rule):
+        q.errors["rule"] = Label("含有控制字符", "contains control characters")
     elif rule:
         q.rule = rule
     ack = (args.get("acknowledged") or "").strip().lower()
@@ -295,6 +298,8 @@ def check_comment(comment) -> str:
     if not isinstance(comment, str) or not comment.strip():
         raise CommentInvalid(Label("请填写处理意见", "a comment is required"))
     comment = comment.strip()
+    if CONTROL_CHARS.search(comment):
+        raise CommentInvalid(Label("处理意见含有控制字符", "the comment contains control characters"))
     if len(comment) > MAX_COMMENT:
         raise CommentInvalid(Label(f"处理意见不能超过 {MAX_COMMENT} 个字", f"at most {MAX_COMMENT} characters"))
     return comment

@@ -125,6 +125,7 @@ class RecordService:
         obj = self.get(entity, record_id)
         if expected_version is not None:
             self._check_version(em, obj, expected_version)
+        self._refuse_if_in_approval(em, obj)
         self._audit_delete(em, obj)
         self.session.delete(obj)
         try:
@@ -136,6 +137,18 @@ class RecordService:
         except StaleDataError:
             self.session.rollback()
             raise self._stale(em) from None
+
+    def _refuse_if_in_approval(self, em: EntityMeta, obj) -> None:
+        """A record in a running approval workflow cannot be deleted: its tasks would point at nothing."""
+        instances = self.models.system.get("danbao_wf_instance")
+        if instances is None:
+            return
+        running = self.session.execute(sa.select(instances.c.id).where(
+            instances.c.entity == em.name, instances.c.record_id == obj.id,
+            instances.c.state == "running").limit(1)).first()
+        if running is not None:
+            raise Conflict(Label("该记录正在审批中，不能删除（请先撤回或完成审批）",
+                                 "This record is in an approval workflow and cannot be deleted: withdraw or finish it first"))
 
     # -- validation -----------------------------------------------------
     def _validate(self, em: EntityMeta, obj, data) -> dict:

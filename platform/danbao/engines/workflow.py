@@ -30,6 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 
+from danbao.engines.coerce import CONTROL_CHARS
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService
 from danbao.engines.users import USER_ROLE_TABLE, ROLE_TABLE, USER_TABLE
 from danbao.expr import ExprError, row_values
@@ -196,6 +197,8 @@ class WorkflowEngine:
         comment = (comment or "").strip()
         if not comment:
             raise Refused(Label("表决须签署意见", "A vote must carry a signed comment"))
+        if CONTROL_CHARS.search(comment):
+            raise Refused(Label("意见含有控制字符", "The comment contains control characters"))
         task, inst, wf = self._my_task(task_id, actor)
         step = wf.step(inst.step)
         if step.kind != "committee":
@@ -291,8 +294,16 @@ class WorkflowEngine:
         if task.delegated_until is not None and task.delegated_until < now and task.delegated_from_id:
             self._bump(inst)
             self._close_task(task, "closed", now)
-            self._add_task(inst, step.key, task.delegated_from_id, now, position=task.position, status="open",
-                           due=task.due_at)
+            # the delegator's own task, which may itself be held on someone's behalf
+            held = self.session.execute(sa.select(self.tasks).where(
+                self.tasks.c.instance_id == inst.id, self.tasks.c.round == inst.round,
+                self.tasks.c.user_id == task.delegated_from_id, self.tasks.c.status == "delegated")
+                .order_by(self.tasks.c.id.desc()).limit(1)).first()
+            if task.delegated_from_id not in {t.user_id for t in self._open_tasks(inst)}:   # not asked again meanwhile
+                self._add_task(inst, step.key, task.delegated_from_id, now, position=task.position, status="open",
+                               due=task.due_at, delegated_from=held.delegated_from_id if held else None,
+                               until=held.delegated_until if held else None,
+                               added_by=held.added_by_id if held else None)
             self._log(inst.id, wf, inst.step, inst.round, "delegation_ended", SYSTEM_ACTOR, "", task_id=task.id, now=now)
             return 1
         self.session.execute(self.tasks.update().where(self.tasks.c.id == task.id).values(reminded_at=now))
@@ -418,6 +429,8 @@ class WorkflowEngine:
             self.instances.c.state == "running")).all()
 
     def _instance(self, instance_id):
+        if type(instance_id) is not int or not 0 < instance_id <= 2**31 - 1:
+            raise NotFound("workflow", instance_id)
         inst = self.session.execute(sa.select(self.instances).where(self.instances.c.id == instance_id)).first()
         if inst is None:
             raise NotFound("workflow", instance_id)
@@ -624,6 +637,8 @@ class WorkflowEngine:
 
     def _log(self, instance_id, wf: WorkflowMeta, step: str, round_: int, action: str, actor: Actor, comment: str,
              *, task_id=None, target=None, now) -> None:
+        if comment and CONTROL_CHARS.search(comment):
+            raise Refused(Label("意见含有控制字符", "The comment contains control characters"))
         self.session.execute(self.actions.insert().values(
             instance_id=instance_id, task_id=task_id, step=step, round=round_, action=action, target_step=target,
             user_id=actor.user_id, username=actor.username[:256], comment=(comment or "")[:4000] or None, at=now,

@@ -86,8 +86,12 @@ class WorkflowChecker:
                 self.error(wf.src(key), "DB271", f"workflow '{code}': {key} '{target}' is not a step")
             elif key != "start" and isinstance(target, str) and target not in ends:
                 self.error(wf.src(key), "DB276", f"workflow '{code}': {key} '{target}' is not an end step")
+            elif key == "reject_to" and isinstance(target, str) and steps[target][0].get("outcome") != "rejected":
+                # a typo here would let every rejection finish as approved
+                self.error(wf.src(key), "DB276", f"workflow '{code}': reject_to '{target}' is an end step "
+                                                 f"whose outcome is not rejected")
         self._people(code, wf.get("starters"), wf.src("starters"), draft)
-        self._values(code, wf.get("on_start"), wf.src("on_start"), draft)
+        self._values(code, wf.get("on_start"), wf.src("on_start"), draft, "on_start")
         for key, (step, src) in steps.items():
             self._step(code, key, step, src, steps, draft)
         self._graph(code, wf, steps, ends)
@@ -126,7 +130,7 @@ class WorkflowChecker:
             self.error(_at(step, "on_timeout", src), "DB277", f"{where}: on_timeout: escalate needs escalate_to:")
         self._people(code, step.get("assignees"), _at(step, "assignees", src), draft)
         self._people(code, step.get("escalate_to"), _at(step, "escalate_to", src), draft)
-        self._values(code, step.get("set"), _at(step, "set", src), draft)
+        self._values(code, step.get("set"), _at(step, "set", src), draft, f"step '{key}' set")
 
     def _people(self, code: str, spec, src: Source, draft) -> None:
         if not isinstance(spec, LineDict):
@@ -139,13 +143,17 @@ class WorkflowChecker:
             if draft is not None and (f is None or f.get("type") != "user"):
                 self.error(src, "DB275", f"workflow '{code}': '{name}' is not a user field of '{draft.name}'")
 
-    def _values(self, code: str, values, src: Source, draft) -> None:
+    def _values(self, code: str, values, src: Source, draft, where: str) -> None:
         if not isinstance(values, LineDict) or draft is None:
             return
         for name, value in values.items():
             f = draft.fields.get(name)
-            if f is None or f.get("type") in ("children", "attachments"):
-                self.error(src, "DB278", f"workflow '{code}': set: '{name}' is not a field of '{draft.name}'")
+            if f is None:
+                self.error(src, "DB278", f"workflow '{code}' {where}: '{name}' is not a field of '{draft.name}'")
+                continue
+            if f.get("type") in ("children", "attachments"):
+                self.error(src, "DB278", f"workflow '{code}' {where}: '{name}' ({f.get('type')}) is not a "
+                                         f"column field: a workflow sets column fields only")
                 continue
             if value is None:
                 continue
@@ -158,7 +166,7 @@ class WorkflowChecker:
                 elif f.get("type") not in ("reference", "user", "code"):
                     defaults.typed_default(f.get("type"), value, f, None)
             except ValueError as exc:
-                self.error(src, "DB278", f"workflow '{code}': set: {name} = {value!r} {exc}")
+                self.error(src, "DB278", f"workflow '{code}' {where}: {name} = {value!r} {exc}")
 
     def _graph(self, code: str, wf: Layered, steps: dict, ends: set) -> None:
         start = wf.get("start")

@@ -25,6 +25,7 @@ import datetime as dt
 import sqlalchemy as sa
 from flask import jsonify, request
 
+from danbao.engines.coerce import CONTROL_CHARS
 from danbao.engines.records import Actor, Conflict, NotFound, ValidationFailed
 from danbao.engines.users import user_names
 from danbao.engines.workflow import ACTIONS, VOTES, Refused, WorkflowEngine
@@ -119,6 +120,15 @@ def _refused(message: Label):
     return _error(409, message.zh, message.en)
 
 
+def _encodable(value: str) -> bool:
+    """False for lone surrogates (a JSON ``\\ud800``), which no database column can store."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Fields:
     """Checks a JSON body field by field; ``errors`` ends up field -> Label."""
 
@@ -138,6 +148,9 @@ class _Fields:
             return None
         if len(value) > max_length:
             self.errors[key] = Label(f"不能超过 {max_length} 个字", f"at most {max_length} characters")
+            return None
+        if CONTROL_CHARS.search(value) or not _encodable(value):
+            self.errors[key] = Label("含有不可见的控制字符", "contains control characters")
             return None
         if required and not value.strip():
             self.errors[key] = missing
@@ -349,7 +362,11 @@ def _record_view(engine: WorkflowEngine, entity: str, record_id: int, user) -> d
     instances = [instance_view(engine, inst, user.id, lang) for inst in engine.instance_of(entity, record_id)]
     startable = []
     if can("write", entity):
-        startable = [{"code": wf.code, "label": wf.label.get(lang)} for wf in engine.candidates(entity, record_id)
+        try:
+            candidates = engine.candidates(entity, record_id)
+        except ExprError:                                # a condition that cannot be evaluated: nothing to start
+            candidates = []
+        startable = [{"code": wf.code, "label": wf.label.get(lang)} for wf in candidates
                      if engine.may_start(wf, record_id, user.id)]
     title = _titles([(entity, record_id)]).get((entity, record_id))
     return {"entity": entity, "record_id": record_id, "record_title": title, "instances": instances,

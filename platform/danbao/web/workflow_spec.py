@@ -1,13 +1,18 @@
 """OpenAPI for the approval endpoints (``web/workflow_api.py``); pure, no Flask."""
 from __future__ import annotations
 
-from danbao.engines.workflow import ACTIONS, VOTES
+from danbao.engines.workflow import VOTES
 from danbao.meta.model import Meta
 
 MAX_ID = 2**31 - 1
 MAX_COMMENT = 4000
 MAX_STEP = 64
 MAX_DONE_LIMIT = 200
+#: text without C0 control characters (tab and newlines allowed), as the API checks it
+_CLEAN = r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]"
+CLEAN_TEXT = rf"^{_CLEAN}*$"
+#: the same with at least one character that is not white space (a signed comment)
+SIGNED_TEXT = rf"^{_CLEAN}*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]{_CLEAN}*$"
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _VALIDATION = {"$ref": "#/components/schemas/ValidationError"}
@@ -111,8 +116,8 @@ def add_workflow_paths(paths: dict, schemas: dict, meta: Meta) -> None:
     actions and votes on tasks, withdrawing and closing a meeting."""
     schemas.update(workflow_schemas())
     tag = ["Approvals"]
-    comment = {"type": "string", "maxLength": MAX_COMMENT, "nullable": True}
-    signed = {"type": "string", "minLength": 1, "maxLength": MAX_COMMENT, "pattern": r"\S"}
+    comment = {"type": "string", "maxLength": MAX_COMMENT, "nullable": True, "pattern": CLEAN_TEXT}
+    signed = {"type": "string", "minLength": 1, "maxLength": MAX_COMMENT, "pattern": SIGNED_TEXT}
     many = lambda item: {"type": "object", "required": ["count", "result"], "properties": {  # noqa: E731
         "count": {"type": "integer"}, "result": {"type": "array", "items": _ref(item)}}}
     paths["/api/v1/tasks/"] = {"get": {
@@ -123,19 +128,26 @@ def add_workflow_paths(paths: dict, schemas: dict, meta: Meta) -> None:
         "parameters": [{"name": "limit", "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DONE_LIMIT, "default": 50}}],
         "responses": _responses("200", many("WorkflowDone"), "400", "401")}}
-    act = {"type": "object", "required": ["action"], "additionalProperties": False, "properties": {
-        "action": {"type": "string", "enum": list(ACTIONS)},
-        "comment": dict(comment, description="required for reject, return and comment"),
-        "target_step": {"type": "string", "maxLength": MAX_STEP, "nullable": True,
-                        "description": "return only: a step already passed"},
-        "user_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID, "nullable": True,
-                    "description": "delegate and add_approver only: the colleague"},
-        "until": {"type": "string", "format": "date-time", "nullable": True,
-                  "description": "delegate only: when the task goes back (in the future)"}}}
+    colleague = {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "the colleague (a user id)"}
+
+    def act(actions, required=(), **props):
+        return {"type": "object", "required": ["action", *required], "additionalProperties": False,
+                "properties": {"action": {"type": "string", "enum": list(actions)}, **props}}
+    acts = {"oneOf": [
+        act(("approve",), comment=comment),
+        act(("reject", "comment"), ("comment",), comment=signed),
+        act(("return",), ("comment", "target_step"), comment=signed, target_step={
+            "type": "string", "minLength": 1, "maxLength": MAX_STEP, "pattern": SIGNED_TEXT,
+            "description": "a step already passed"}),
+        act(("delegate",), ("user_id",), comment=comment, user_id=colleague, until={
+            "type": "string", "format": "date-time", "nullable": True,
+            "description": "when the task goes back to you (in the future; default: never)"}),
+        act(("add_approver",), ("user_id",), comment=comment, user_id=colleague)],
+        "description": "one action; each takes its own fields (a field of another action is refused)"}
     action_codes = ("400", "401", "403", "404", "409", "413", "422")
     paths["/api/v1/tasks/{task_id}/actions"] = {"post": {
         "tags": tag, "summary": "Act on one of my tasks: approve, reject, return, delegate, add_approver, comment",
-        "parameters": _id_param("task_id"), "requestBody": _body(act),
+        "parameters": _id_param("task_id"), "requestBody": _body(acts),
         "responses": _responses("200", _ref("WorkflowOutcome"), *action_codes)}}
     vote = {"type": "object", "required": ["vote", "comment"], "additionalProperties": False, "properties": {
         "vote": {"type": "string", "enum": list(VOTES)}, "comment": signed}}
