@@ -552,5 +552,5 @@ def test_loading_is_fast(tmp_path):
     big = _synthetic(tmp_path / "big")
     started = time.perf_counter()
     meta = load_packs([CORE, big])
-    assert time.perf_counter() - started < 4.0          # typically ~1 s
+    assert time.perf_counter() - started < 12.0         # ~1–2 s alone; a guard against pathological slowness, not a benchmark
     assert len(meta.entities) == 309
