@@ -79,20 +79,20 @@ def write_pack(folder: Path) -> None:
         weight = 5 if i < 4 else 4     # 24 × 3 + 4 × 5 + 2 × 4 = 100
         lines.append(f"          - {{code: x{i}, label: {{zh: 文{i}, en: Text {i}}}, weight: {weight}, "
                      f"formula: \"{t}\", options: {options}}}")
-    (folder / "card.yaml").write_text(f"""scorecards:
+    (folder / "card.yaml").write_text("""scorecards:
   - code: bench
-    label: {{zh: 基准卡, en: Bench card}}
+    label: {zh: 基准卡, en: Bench card}
     entity: bench_customer
-    missing: {{rule: worst}}
+    missing: {rule: worst}
     grades:
-      - {{grade: A, label: {{zh: 甲, en: A}}, min: 80}}
-      - {{grade: B, label: {{zh: 乙, en: B}}, min: 60, below: 80}}
-      - {{grade: C, label: {{zh: 丙, en: C}}, below: 60}}
+      - {grade: A, label: {zh: 甲, en: A}, min: 80}
+      - {grade: B, label: {zh: 乙, en: B}, min: 60, below: 80}
+      - {grade: C, label: {zh: 丙, en: C}, below: 60}
     knockouts:
-      - {{code: k, label: {{zh: 否决, en: Knock}}, when: "v01 < 0 and t1 == 'c'", cap: C}}
+      - {code: k, label: {zh: 否决, en: Knock}, when: "v01 < 0 and t1 == 'c'", cap: C}
     groups:
       - key: all
-        label: {{zh: 全部, en: All}}
+        label: {zh: 全部, en: All}
         indicators:
 """ + "\n".join(lines) + "\n")
 

@@ -53,7 +53,7 @@ TEXT = {
     "act_close_meeting": ("结束会议", "closed the meeting"), "act_meeting_passed": ("会议通过", "meeting passed"),
     "act_meeting_rejected": ("会议未通过", "meeting rejected"), "act_meeting_vetoed": ("主任委员否决", "vetoed by the chairman"),
     "act_meeting_deferred": ("续议，提交下次会议", "deferred to a later meeting"),
-    "act_meeting_no_quorum": ("未达法定人数，下次再议", "no quorum: to a later meeting"),
+    "act_meeting_noquorum": ("未达法定人数，下次再议", "no quorum: to a later meeting"),
     "act_remind": ("超时提醒", "reminded (overdue)"), "act_escalate": ("超时上报", "escalated (overdue)"),
     "act_auto_approve": ("超时自动通过", "approved automatically (overdue)"),
     "act_auto_reject": ("超时自动否决", "rejected automatically (overdue)"),
