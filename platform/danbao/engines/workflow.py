@@ -22,6 +22,7 @@ No Flask here; the web layer maps the exceptions to pages and HTTP codes.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -75,6 +76,16 @@ class WorkflowEngine:
         self.instances, self.tasks = t[WF_INSTANCE_TABLE], t[WF_TASK_TABLE]
         self.actions, self.votes = t[WF_ACTION_TABLE], t[WF_VOTE_TABLE]
 
+    @contextlib.contextmanager
+    def _transaction(self):
+        """Commit what the block did, or roll all of it back: an action changes everything or nothing."""
+        try:
+            yield
+            self.session.commit()
+        except Exception:
+            self.session.rollback()
+            raise
+
     # -- which workflow -----------------------------------------------------
     def candidates(self, entity: str, record_id: int) -> list[WorkflowMeta]:
         """Workflows that may start on this record now: per group, the first by
@@ -107,7 +118,7 @@ class WorkflowEngine:
         if not self.may_start(wf, record_id, actor.user_id):
             raise Refused(Label("您不能发起该流程", "You may not start this workflow"))
         now = self.clock()
-        try:
+        with self._transaction():
             instance_id = self.session.execute(self.instances.insert().values(
                 workflow=wf.code, workflow_version=wf.version[:32], digest=wf.digest,
                 definition=json.dumps(workflow_to_dict(wf), ensure_ascii=False), entity=entity, record_id=record_id,
@@ -116,10 +127,6 @@ class WorkflowEngine:
             self._log(instance_id, wf, wf.start, 0, "start", actor, comment, now=now)
             self._set_fields(wf, entity, record_id, wf.on_start, actor, now)
             self._enter(instance_id, wf, wf.start, 0, actor, now)
-            self.session.commit()
-        except Exception:
-            self.session.rollback()
-            raise
         return instance_id
 
     # -- acting -----------------------------------------------------------------
@@ -137,12 +144,11 @@ class WorkflowEngine:
         if action in ("reject", "return") and not comment:
             raise Refused(Label("请填写意见", "A comment is required"))
         now = self.clock()
-        try:
+        with self._transaction():
             if action == "comment":
                 if not comment:
                     raise Refused(Label("请填写意见", "A comment is required"))
                 self._log(inst.id, wf, inst.step, inst.round, "comment", actor, comment, task_id=task_id, now=now)
-                self.session.commit()
                 return Outcome(inst.id, inst.step, inst.step, inst.state)
             self._bump(inst)
             after, state = inst.step, inst.state
@@ -183,10 +189,6 @@ class WorkflowEngine:
                                status="waiting" if step.mode == "sequence" else "open")
                 self._log(inst.id, wf, inst.step, inst.round, "add_approver", actor, comment, task_id=task_id,
                           target=str(user_id), now=now)
-            self.session.commit()
-        except Exception:
-            self.session.rollback()
-            raise
         return Outcome(inst.id, inst.step, after, state)
 
     def vote(self, task_id: int, vote: str, actor: Actor, *, comment: str) -> Outcome:
@@ -197,14 +199,13 @@ class WorkflowEngine:
         comment = (comment or "").strip()
         if not comment:
             raise Refused(Label("表决须签署意见", "A vote must carry a signed comment"))
-        if CONTROL_CHARS.search(comment):
-            raise Refused(Label("意见含有控制字符", "The comment contains control characters"))
+        _check_text(comment)
         task, inst, wf = self._my_task(task_id, actor)
         step = wf.step(inst.step)
         if step.kind != "committee":
             raise Refused(Label("该环节不是审保会", "This step is not a committee"))
         now = self.clock()
-        try:
+        with self._transaction():
             self._bump(inst)
             self._close_task(task, "voted", now)
             chair = actor.user_id in self._chairmen(wf, step, inst)
@@ -216,10 +217,6 @@ class WorkflowEngine:
             after, state = inst.step, inst.state
             if not self._open_tasks(inst):
                 after, state = self._decide_meeting(inst, wf, step, actor, now)
-            self.session.commit()
-        except Exception:
-            self.session.rollback()
-            raise
         return Outcome(inst.id, inst.step, after, state)
 
     def close_meeting(self, instance_id: int, actor: Actor, *, comment: str = "") -> Outcome:
@@ -231,14 +228,10 @@ class WorkflowEngine:
         if actor.user_id not in self._chairmen(wf, step, inst):
             raise Refused(Label("只有主任委员可以结束会议", "Only the chairman can close the meeting"))
         now = self.clock()
-        try:
+        with self._transaction():
             self._bump(inst)
             self._log(inst.id, wf, inst.step, inst.round, "close_meeting", actor, comment, now=now)
             after, state = self._decide_meeting(inst, wf, step, actor, now)
-            self.session.commit()
-        except Exception:
-            self.session.rollback()
-            raise
         return Outcome(inst.id, inst.step, after, state)
 
     def withdraw(self, instance_id: int, actor: Actor, *, comment: str = "") -> Outcome:
@@ -256,14 +249,10 @@ class WorkflowEngine:
         if acted:
             raise Refused(Label("已有人处理，不能撤回", "Someone has already acted: it can no longer be withdrawn"))
         now = self.clock()
-        try:
+        with self._transaction():
             self._bump(inst)
             self._log(inst.id, wf, inst.step, inst.round, "withdraw", actor, comment, target=wf.withdraw_to, now=now)
             after, _ = self._move(inst, wf, wf.withdraw_to, actor, now, state="withdrawn")
-            self.session.commit()
-        except Exception:
-            self.session.rollback()
-            raise
         return Outcome(inst.id, inst.step, after, "withdrawn")
 
     # -- time limits ---------------------------------------------------------------
@@ -637,12 +626,17 @@ class WorkflowEngine:
 
     def _log(self, instance_id, wf: WorkflowMeta, step: str, round_: int, action: str, actor: Actor, comment: str,
              *, task_id=None, target=None, now) -> None:
-        if comment and CONTROL_CHARS.search(comment):
-            raise Refused(Label("意见含有控制字符", "The comment contains control characters"))
+        _check_text(comment)
         self.session.execute(self.actions.insert().values(
             instance_id=instance_id, task_id=task_id, step=step, round=round_, action=action, target_step=target,
             user_id=actor.user_id, username=actor.username[:256], comment=(comment or "")[:4000] or None, at=now,
             workflow_version=wf.version[:32], digest=wf.digest))
+
+
+def _check_text(comment: str | None) -> None:
+    """Comments are stored as text: control characters (NUL breaks PostgreSQL) are refused."""
+    if comment and CONTROL_CHARS.search(comment):
+        raise Refused(Label("意见含有控制字符", "The comment contains control characters"))
 
 
 def meeting_result(rule, invited: int, votes: list[tuple[str, bool]]) -> str:
