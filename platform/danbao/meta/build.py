@@ -36,8 +36,8 @@ def build_field(f: Layered, codelists: dict[str, CodeListMeta]) -> FieldMeta:
         required=bool(f.get("required", False)),
         unique=bool(f.get("unique", False)),
         index=bool(f.get("index", False)),
-        min=_decimal(f.get("min")),
-        max=_decimal(f.get("max")),
+        min=decimal_or_none(f.get("min")),
+        max=decimal_or_none(f.get("max")),
         min_length=f.get("min_length"),
         max_length=f.get("max_length"),
         pattern=f.get("pattern"),
@@ -61,7 +61,7 @@ def build_field(f: Layered, codelists: dict[str, CodeListMeta]) -> FieldMeta:
     )
 
 
-def _decimal(value) -> Decimal | None:
+def decimal_or_none(value) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 

@@ -161,7 +161,7 @@ class Overlay:
         draft.list = self._layered(data, "list", file, at)
         draft.permissions = self._layered(data, "permissions", file, at) if "permissions" in data else None
         seen: set[str] = set()
-        for item, src in _items(data, "fields", file):
+        for item, src in list_items(data, "fields", file):
             fname = item.get("name")
             if not isinstance(fname, str):
                 continue
@@ -174,9 +174,9 @@ class Overlay:
             draft.fields[fname] = layer
         if "sections" in data:
             draft.sections_declared = True
-            for item, src in _items(data, "sections", file):
+            for item, src in list_items(data, "sections", file):
                 self._section(draft, item, src, file, new_only=True)
-        draft.indexes.extend((item, file) for item, _ in _items(data, "indexes", file))
+        draft.indexes.extend((item, file) for item, _ in list_items(data, "indexes", file))
         self.merged.entities[name] = draft
 
     # -- extend: an overlay on an entity from an earlier pack ----------------
@@ -202,7 +202,7 @@ class Overlay:
         if "sections" in data and not draft.sections_declared:
             self._default_section(draft)   # before new fields arrive: they are not in it
         seen: set[str] = set()
-        for item, src in _items(data, "fields", file):
+        for item, src in list_items(data, "fields", file):
             fname = item.get("name")
             if not isinstance(fname, str):
                 continue
@@ -223,14 +223,14 @@ class Overlay:
             draft.fields[fname] = layer
         if "sections" in data:
             seen_keys: set[str] = set()
-            for item, src in _items(data, "sections", file):
+            for item, src in list_items(data, "sections", file):
                 key = item.get("key")
                 if isinstance(key, str) and key in seen_keys:
                     self.error(src, "DB212", f"section '{key}' appears twice in this extend: of '{name}'")
                     continue
                 seen_keys.add(key)
                 self._section(draft, item, src, file, new_only=False)
-        draft.indexes.extend((item, file) for item, _ in _items(data, "indexes", file))
+        draft.indexes.extend((item, file) for item, _ in list_items(data, "indexes", file))
 
     def _default_section(self, draft: EntityDraft) -> None:
         """Before a later pack adds sections to an entity that had none, the
@@ -279,7 +279,7 @@ class Overlay:
                                       ("warnings", "code", self.merged.warnings),
                                       ("scorecards", "code", self.merged.scorecards),
                                       ("workflows", "code", self.merged.workflows)):
-            for item, src in _items(doc.data, kind, doc.file):
+            for item, src in list_items(doc.data, kind, doc.file):
                 name = item.get(key_name)
                 if not isinstance(name, str):
                     continue
@@ -303,13 +303,18 @@ class Overlay:
                 layer.merge(item, doc.file, self.when)
 
 
-def _items(data: LineDict, key: str, file: str):
+def list_items(data, key: str, file: str) -> list[tuple[LineDict, Source]]:
     """The mapping items of a list-valued key, with their lines."""
     value = data.get(key)
     if not isinstance(value, LineList):
         return []
     return [(item, Source(file, value.item_line(i))) for i, item in enumerate(value)
             if isinstance(item, LineDict)]
+
+
+def key_source(node, key: str, fallback: Source) -> Source:
+    """Where ``key`` of a nested mapping was written (in ``fallback``'s file), else ``fallback``."""
+    return Source(fallback.file, node.key_line(key)) if isinstance(node, LineDict) and key in node else fallback
 
 
 def overlay(docs) -> tuple[Merged, list[PackError]]:

@@ -14,10 +14,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from danbao.meta.errors import PackError
-from danbao.meta.model import (Band, ChoicePoints, GradeMeta, IndicatorMeta, KnockoutMeta, Label,
-                               MissingRule, ScorecardMeta, Source)
-from danbao.meta.overlay import Layered, Merged
-from danbao.meta.yamlio import LineDict, LineList
+from danbao.meta.model import (Band, ChoicePoints, GradeMeta, IndicatorMeta, KnockoutMeta, MissingRule, ScorecardMeta, Source)
+from danbao.meta.build import decimal_or_none as _dec, label as _label
+from danbao.meta.overlay import Layered, Merged, key_source, list_items
+from danbao.meta.yamlio import LineDict
 
 HUNDRED = Decimal(100)
 NUMERIC_TYPES = ("integer", "decimal", "money", "rate")
@@ -25,26 +25,6 @@ NUMERIC_TYPES = ("integer", "decimal", "money", "rate")
 LATEST, PREVIOUS = "fs", "fs_prev"
 #: Knock-out conditions see indicator values as ``ind__<code>``.
 INDICATOR_PREFIX = "ind"
-
-
-def _label(value) -> Label | None:
-    return None if value is None else Label(zh=value["zh"], en=value["en"])
-
-
-def _dec(value) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def _items(node, key: str, file: str) -> list[tuple[LineDict, Source]]:
-    """The mapping items under ``node[key]`` with their own lines."""
-    value = node.get(key) if isinstance(node, (LineDict, dict)) else None
-    if not isinstance(value, LineList):
-        return []
-    return [(item, Source(file, value.item_line(i))) for i, item in enumerate(value) if isinstance(item, LineDict)]
-
-
-def _at(node: LineDict, key: str, file: str, fallback: Source) -> Source:
-    return Source(file, node.key_line(key)) if isinstance(node, LineDict) and key in node else fallback
 
 
 # -- checks ----------------------------------------------------------------------
@@ -80,7 +60,7 @@ class ScorecardChecker:
             seen.add(kcode)
             cap = item.get("cap")
             if grades and isinstance(cap, str) and cap not in grades:
-                self.error(_at(item, "cap", src.file, src), "DB267",
+                self.error(key_source(item, "cap", src), "DB267",
                            f"scorecard '{code}': knock-out '{kcode}' caps at grade '{cap}', which the card does not "
                            f"have (grades: {', '.join(grades)})")
 
@@ -151,7 +131,7 @@ class ScorecardChecker:
             if group.get("key") in seen_groups:
                 self.error(gsrc, "DB266", f"scorecard '{code}': group '{group.get('key')}' is declared twice")
             seen_groups.add(group.get("key"))
-            for ind, src in _items(group, "indicators", file):
+            for ind, src in list_items(group, "indicators", file):
                 icode = ind.get("code")
                 if icode in seen:
                     self.error(src, "DB266", f"scorecard '{code}': indicator '{icode}' is declared twice")
@@ -173,13 +153,13 @@ class ScorecardChecker:
             self.error(src, "DB265", f"{where}: an input indicator takes options: with points (not bands:)")
         elif has_formula and (bands is None) == (options is None):
             self.error(src, "DB265", f"{where}: a formula needs bands: (numbers) or options: (text), one of them")
-        self._missing(code, ind.get("missing"), _at(ind, "missing", src.file, src))
+        self._missing(code, ind.get("missing"), key_source(ind, "missing", src))
         values = set()
-        for opt, osrc in _items(ind, "options", src.file):
+        for opt, osrc in list_items(ind, "options", src.file):
             if opt.get("value") in values:
                 self.error(osrc, "DB266", f"{where}: option '{opt.get('value')}' is declared twice")
             values.add(opt.get("value"))
-        band_items = _items(ind, "bands", src.file)
+        band_items = list_items(ind, "bands", src.file)
         if band_items:
             ranges = [(_dec(b.get("min")), _dec(b.get("below")), bsrc, None) for b, bsrc in band_items]
             self._cover(ranges, None, None, "DB262", "DB263", f"{where} bands", src, noun="band")
@@ -237,7 +217,7 @@ def _build(code: str, card: Layered) -> ScorecardMeta:
     groups, indicators = [], []
     for group, gsrc in card.items("groups"):
         groups.append((group.get("key"), _label(group.get("label"))))
-        for ind, src in _items(group, "indicators", file):
+        for ind, src in list_items(group, "indicators", file):
             indicators.append(IndicatorMeta(
                 code=ind.get("code"), label=_label(ind.get("label")), group=group.get("key"),
                 weight=_dec(ind.get("weight")), formula=ind.get("formula"), input=bool(ind.get("input")),

@@ -20,33 +20,15 @@ from decimal import Decimal
 from danbao.meta import defaults
 from danbao.meta.crosschecks import BUILTIN_ROLES
 from danbao.meta.errors import PackError
-from danbao.meta.model import (Assignees, CommitteeMeta, Label, Source, StepMeta, TransitionMeta,
+from danbao.meta.model import (Assignees, CommitteeMeta, Source, StepMeta, TransitionMeta,
                                WorkflowMeta)
-from danbao.meta.overlay import Layered, Merged
+from danbao.meta.build import decimal_or_none as _dec, label as _label
+from danbao.meta.overlay import Layered, Merged, key_source, list_items
 from danbao.meta.yamlio import LineDict, LineList
-
-
-def _label(value) -> Label | None:
-    return None if value is None else Label(zh=value["zh"], en=value["en"])
-
-
-def _dec(value) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
 
 
 def _steps(card: Layered) -> list[tuple[LineDict, Source]]:
     return card.items("steps")
-
-
-def _at(node: LineDict, key: str, fallback: Source) -> Source:
-    return Source(fallback.file, node.key_line(key)) if isinstance(node, LineDict) and key in node else fallback
-
-
-def _next(step: LineDict, src: Source) -> list[tuple[LineDict, Source]]:
-    value = step.get("next")
-    if not isinstance(value, LineList):
-        return []
-    return [(t, Source(src.file, value.item_line(i))) for i, t in enumerate(value) if isinstance(t, LineDict)]
 
 
 # -- checks ----------------------------------------------------------------------
@@ -99,7 +81,7 @@ class WorkflowChecker:
     def _step(self, code, key, step: LineDict, src: Source, steps, draft) -> None:
         where = f"workflow '{code}' step '{key}'"
         kind = step.get("kind", "approval")
-        transitions = _next(step, src)
+        transitions = list_items(step, "next", src.file)
         if kind == "end":
             if transitions or step.get("assignees"):
                 self.error(src, "DB276", f"{where}: an end step has no next: and no assignees:")
@@ -119,18 +101,18 @@ class WorkflowChecker:
                 self.error(src, "DB274", f"{where}: a committee needs committee: with pass_share: "
                                          f"(the share of agree votes that passes)")
             elif isinstance(committee, LineDict):
-                self._people(code, committee.get("chairman"), _at(step, "committee", src), draft)
+                self._people(code, committee.get("chairman"), key_source(step, "committee", src), draft)
                 if committee.get("veto") and not committee.get("chairman"):
-                    self.error(_at(step, "committee", src), "DB274", f"{where}: veto: true needs a chairman:")
+                    self.error(key_source(step, "committee", src), "DB274", f"{where}: veto: true needs a chairman:")
         if step.get("mode") == "ratio" and step.get("ratio") is None:
-            self.error(_at(step, "mode", src), "DB277", f"{where}: mode: ratio needs ratio: (e.g. 0.5)")
+            self.error(key_source(step, "mode", src), "DB277", f"{where}: mode: ratio needs ratio: (e.g. 0.5)")
         if step.get("on_timeout") and not step.get("time_limit_hours"):
-            self.error(_at(step, "on_timeout", src), "DB277", f"{where}: on_timeout: needs time_limit_hours:")
+            self.error(key_source(step, "on_timeout", src), "DB277", f"{where}: on_timeout: needs time_limit_hours:")
         if step.get("on_timeout") == "escalate" and not step.get("escalate_to"):
-            self.error(_at(step, "on_timeout", src), "DB277", f"{where}: on_timeout: escalate needs escalate_to:")
-        self._people(code, step.get("assignees"), _at(step, "assignees", src), draft)
-        self._people(code, step.get("escalate_to"), _at(step, "escalate_to", src), draft)
-        self._values(code, step.get("set"), _at(step, "set", src), draft, f"step '{key}' set")
+            self.error(key_source(step, "on_timeout", src), "DB277", f"{where}: on_timeout: escalate needs escalate_to:")
+        self._people(code, step.get("assignees"), key_source(step, "assignees", src), draft)
+        self._people(code, step.get("escalate_to"), key_source(step, "escalate_to", src), draft)
+        self._values(code, step.get("set"), key_source(step, "set", src), draft, f"step '{key}' set")
 
     def _people(self, code: str, spec, src: Source, draft) -> None:
         if not isinstance(spec, LineDict):
@@ -172,7 +154,7 @@ class WorkflowChecker:
         start = wf.get("start")
         if start not in steps:
             return
-        edges = {k: [t.get("to") for t, _ in _next(s, src) if t.get("to") in steps] for k, (s, src) in steps.items()}
+        edges = {k: [t.get("to") for t, _ in list_items(s, "next", src.file) if t.get("to") in steps] for k, (s, src) in steps.items()}
         reached, todo = set(), [start]
         special = [wf.get("reject_to"), wf.get("withdraw_to")]
         while todo:
