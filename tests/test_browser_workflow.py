@@ -33,7 +33,9 @@ def server(database_url, tmp_path):
                                                  "uscc": make_uscc(random.Random(8), "320400")})
         project = svc.create("guarantee_project", {
             "project_no": "DB2026-0001", "name": "新达电气流动资金贷款担保", "customer_kind": "corporate",
-            "corporate_customer": corp.id, "amount": "5000000", "term_months": 12, "a_manager": ids["pm"]})
+            "corporate_customer": corp.id, "amount": "5000000", "term_months": 12, "a_manager": ids["pm"],
+            "counter_guarantees": [{"kind": "mortgage", "asset_kind": "real_estate", "owner": "常州新达电气有限公司",
+                                    "appraised_value": "7200000"}]})
         project_id = project.id
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

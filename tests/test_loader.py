@@ -29,7 +29,9 @@ EXAMPLE = REPO / "metadata" / "examples" / "jiangsu_credit"
 BROKEN = Path(__file__).resolve().parent / "broken_packs"
 CORE_ENTITIES = {"bank", "corporate_customer", "shareholder", "key_person",
                  "individual_customer", "family_member", "financial_statement",
-                 "guarantee_project", "fee_instalment"}
+                 "guarantee_project", "fee_instalment", "bank_credit", "related_party", "bank_account",
+                 "credit_record", "lawsuit", "shop", "career_history", "personal_asset", "counter_guarantee",
+                 "post_check", "compensation", "recovery", "asset_preservation"}
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +52,19 @@ def test_core_pack_loads(core):
     assert {"project_manager", "risk_officer"} <= set(core.roles)
     assert set(core.menus) == {"customers", "projects", "settings"}
     assert core.codelists["region_gb2260"].has("320100")
-    assert core.codelists["region_gb2260"].items[3].parent == "320000"
+    assert next(i for i in core.codelists["region_gb2260"].items if i.code == "320100").parent == "320000"
     cc = core.entity("corporate_customer")
     assert cc.title == "name"
     assert cc.menu == "customers"
-    assert [s.key for s in cc.sections] == ["registration", "overview", "rating", "statements", "shareholders", "key_persons",
-                                            "documents"]
+    assert [s.key for s in cc.sections] == ["registration", "overview", "financial", "key_persons", "shareholders",
+                                            "related_parties", "bank_accounts", "credit_records", "lawsuits",
+                                            "statements", "rating", "exposure", "documents"]
     assert cc.field("uscc").check == "uscc"
     assert cc.field("industry").codelist == "industry_gb4754"
     assert cc.field("basic_bank").target == "bank"
     assert cc.field("basic_bank").column_name == "basic_bank_id"
-    assert [f.target for f in cc.children] == ["financial_statement", "shareholder", "key_person"]
+    assert [f.target for f in cc.children] == ["financial_statement", "shareholder", "key_person", "bank_credit",
+                                               "related_party", "bank_account", "credit_record", "lawsuit"]
     assert cc.field("documents").accept == ("image", "document", "audio", "video")
     assert cc.field("employees").max == Decimal("1000000")
     assert cc.field("enterprise_size").options[0].label == Label("大型", "Large")
@@ -553,4 +557,4 @@ def test_loading_is_fast(tmp_path):
     started = time.perf_counter()
     meta = load_packs([CORE, big])
     assert time.perf_counter() - started < 12.0         # ~1–2 s alone; a guard against pathological slowness, not a benchmark
-    assert len(meta.entities) == 309
+    assert len(meta.entities) == 300 + len(CORE_ENTITIES)

@@ -326,7 +326,7 @@ def test_openapi_describes_the_approval_endpoints(world):
     assert set(start["responses"]) == {"201", "400", "401", "403", "404", "409", "413", "422"}
     body = start["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]["workflow"]["enum"]) == {"project_green", "project_standard", "project_release",
-                                                           "project_compensation"}
+                                                           "project_compensation", "project_write_off"}
     acts = spec["paths"]["/api/v1/tasks/{task_id}/actions"]["post"]["requestBody"]["content"]["application/json"]
     assert sorted(a for branch in acts["schema"]["oneOf"] for a in branch["properties"]["action"]["enum"]) \
         == sorted(ACTIONS)

@@ -7,6 +7,7 @@ import itertools
 import random
 
 from webfixtures import add_user
+from wfhelpers import full_cover
 
 _SEQ = itertools.count(1)
 
@@ -32,7 +33,8 @@ def make_project(app, a_manager: int | None, amount: str = "5000000", **values) 
                                                  "uscc": make_uscc(random.Random(1000 + n), "320100")})
         project = svc.create("guarantee_project", {
             "project_no": f"WF{n:05d}", "name": f"审批项目{n}", "customer_kind": "corporate",
-            "corporate_customer": corp.id, "amount": amount, "term_months": 12, "a_manager": a_manager, **values})
+            "corporate_customer": corp.id, "amount": amount, "term_months": 12, "a_manager": a_manager,
+            "counter_guarantees": full_cover(amount), **values})
         return project.id
 
 

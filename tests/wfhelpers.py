@@ -66,6 +66,12 @@ def core_build(packs=(CORE,)):
     return _BUILT[key]
 
 
+def full_cover(amount) -> list[dict]:
+    """Counter-guarantee rows covering ``amount`` in full (earnest money counts at 100%),
+    so a project passes its product's minimum coverage at first review."""
+    return [{"kind": "earnest", "appraised_value": str(amount)}]
+
+
 def make_uscc(n: int) -> str:
     body = "91320100" + f"{n:09d}"
     return body + uscc_check_char(body)
@@ -146,7 +152,8 @@ class WfWorld:
         n = next(self._seq)
         data = {"project_no": f"P{n:06d}", "name": f"项目{n}", "customer_kind": "corporate",
                 "corporate_customer": customer or self.customer(), "amount": str(amount), "term_months": 12,
-                "a_manager": self.uid[a_manager] if a_manager else None, **values}
+                "a_manager": self.uid[a_manager] if a_manager else None,
+                "counter_guarantees": full_cover(amount), **values}
         return self.records().create(ENTITY, data).id
 
     def set(self, entity: str, record_id: int, **values) -> None:

@@ -33,6 +33,11 @@ from danbao.web.inbox import WarningInbox
 from danbao.web.views import EntityView
 from danbao.web.metadata_admin import MetadataAdmin
 from danbao.web import workflow_views
+from danbao.web import ledger_api  # noqa: F401  (adds the /ledger routes to the API blueprint)
+from danbao.web import documents_api  # noqa: F401  (adds the attachment tag and documents routes)
+from danbao.web import ledger_views, regulatory_views
+from danbao.web.ledger_views import LedgerView
+from danbao.web.regulatory_views import RegulatoryView
 from danbao.web.scores import ScoreView
 from danbao.web.workflow_views import WorkflowView
 from danbao.web.workbench import Workbench
@@ -71,7 +76,7 @@ def fab_config(settings: Settings, meta: Meta) -> dict:
         "AUTH_TYPE": 1,                     # AUTH_DB
         "AUTH_ROLE_ADMIN": access.ADMIN_ROLE,
         "AUTH_ROLE_PUBLIC": "Public",
-        "FAB_ROLES": access.fab_roles(meta),
+        "FAB_ROLES": _fab_roles(meta),
         "FAB_UPDATE_PERMS": False,          # permission rows are synced by access.sync_permission_rows
         "FAB_ADD_SECURITY_API": False,   # its user/role APIs break on marshmallow 4; login API stays
         "FAB_API_SWAGGER_UI": False,
@@ -87,6 +92,15 @@ def fab_config(settings: Settings, meta: Meta) -> dict:
         "JWT_ACCESS_TOKEN_EXPIRES": 3600 * 8,
         "RATELIMIT_ENABLED": False,
     }
+
+
+def _fab_roles(meta: Meta) -> dict[str, list[list[str]]]:
+    """The metadata roles' grants, plus the menu entries of the dashboard and the pending ledger."""
+    roles = access.fab_roles(meta)
+    for extra in (regulatory_views.role_grants(meta), ledger_views.role_grants(meta)):
+        for role, grants in extra.items():
+            roles.setdefault(role, []).extend(grants)
+    return roles
 
 
 def create_app(settings: Settings, *, meta: Meta | None = None) -> Flask:
@@ -127,6 +141,13 @@ def create_app(settings: Settings, *, meta: Meta | None = None) -> Flask:
             appbuilder.add_view(WorkflowView(), "danbao_tasks", label=LazyLabel(workflow_views.MENU_LABEL),
                                 icon="fa-tasks")
             workflow_views.register_badge(app)
+        if regulatory_views.configured(meta):
+            appbuilder.add_view(RegulatoryView(), regulatory_views.MENU_NAME,
+                                label=LazyLabel(regulatory_views.MENU_LABEL), icon="fa-tachometer-alt")
+        if ledger_views.configured(meta):
+            appbuilder.add_view(LedgerView(), ledger_views.MENU_NAME, label=LazyLabel(ledger_views.MENU_LABEL),
+                                icon="fa-file-invoice-dollar")
+            ledger_views.register_badge(app)
         appbuilder.add_view(WarningInbox(), inbox_view.MENU_NAME, label=LazyLabel(inbox_view.MENU_LABEL),
                             icon="fa-bell")
         inbox_view.register_badge(app)

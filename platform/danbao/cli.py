@@ -160,7 +160,8 @@ def warnings_scan(as_of, rules, instance):
 @main.command(with_appcontext=False)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--instance", default=None, help="instance folder (default ./instance)")
-@click.option("--size", default=50, show_default=True, type=int, help="how many demo customers to generate")
+@click.option("--size", default=50, show_default=True, type=click.IntRange(1, 100000),
+              help="how many demo projects to generate (with N/2 companies and N/5 individuals)")
 @click.option("--no-serve", is_flag=True, help="prepare the database and exit")
 def demo(port, instance, size, no_serve):
     """Create (if absent) a SQLite demo in the instance folder and serve it on 127.0.0.1."""
@@ -192,16 +193,17 @@ def demo(port, instance, size, no_serve):
             (settings.instance_dir / "admin_password.txt").unlink(missing_ok=True)
         elif not created:
             click.echo("admin user exists; password unchanged")
-        n = load_demo_data(app, size=size)
-        if n:
-            click.echo(f"demo data: {n} records")
-            from danbao.config import local_tz
+        from danbao.config import local_tz
+        today = dt.datetime.now(local_tz()).date()
+        loaded = load_demo_data(app, size=size, today=today)
+        if loaded.records:
+            click.echo(f"demo data: {loaded.records} records; projects by stage: "
+                       + ", ".join(f"{stage} {n}" for stage, n in sorted(loaded.stages.items())))
             from danbao.engines.warnings import scan
             rt = app.extensions["danbao"]
-            today = dt.datetime.now(local_tz()).date()
             opened = sum(r.opened for r in scan(rt.session, rt.models, rt.meta, as_of=today))
             click.echo(f"warnings opened: {opened}")
-            click.echo(f"approvals started: {start_demo_workflows(rt)}")
+            click.echo(f"approvals started: {start_demo_workflows(rt, loaded.submit)}")
     click.echo(f"Danbao demo: http://127.0.0.1:{port}/  (user admin)  instance: {settings.instance_dir}")
     if not no_serve:
         from werkzeug.serving import run_simple

@@ -45,6 +45,9 @@ def job_id(rule: str) -> str:
 #: Approval steps past their time limit are reminded / escalated / decided this often.
 WORKFLOW_JOB = "workflow:timeouts"
 WORKFLOW_EVERY_MINUTES = 5
+#: Overdue marking, five-level class by days overdue, customer exposures: daily.
+BUSINESS_JOB = "business:daily"
+BUSINESS_EVERY_MINUTES = 24 * 60
 
 
 class WarningScheduler:
@@ -75,6 +78,11 @@ class WarningScheduler:
             self.scheduler.add_job(self.run_workflow_timeouts, IntervalTrigger(minutes=WORKFLOW_EVERY_MINUTES,
                                                                                timezone=self.tz),
                                    id=WORKFLOW_JOB, name="workflow time limits",
+                                   next_run_time=now + self.first_run_delay)
+        if self.meta.setting("project_entity"):
+            self.scheduler.add_job(self.run_business_daily, IntervalTrigger(minutes=BUSINESS_EVERY_MINUTES,
+                                                                            timezone=self.tz),
+                                   id=BUSINESS_JOB, name="business daily run",
                                    next_run_time=now + self.first_run_delay)
         self.scheduler.start()
         atexit.register(self.shutdown)
@@ -117,6 +125,18 @@ class WarningScheduler:
             return handled
         except Exception:   # must not stop the scheduler
             log.exception("workflow time limits failed")
+            return None
+
+    def run_business_daily(self):
+        """Overdue projects, risk classes by days overdue, exposures; the job body."""
+        from danbao.engines.business import daily_run
+        try:
+            with Session(self.engine) as session:
+                counts = daily_run(session, self.models, self.meta, dt.datetime.now(self.tz).date())
+            log.info("business daily run: %s", counts)
+            return counts
+        except Exception:   # must not stop the scheduler
+            log.exception("business daily run failed")
             return None
 
     def intervals(self) -> dict[str, dt.timedelta]:

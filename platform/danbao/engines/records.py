@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from danbao.engines.coerce import ID_LIMIT, FieldError, coerce_value, to_text
+from danbao.engines.numbering import format_number
 from danbao.engines.users import user_exists
 from danbao.expr import ExprEvalError
 from danbao.meta.model import MONEY_SCALE, RATE_SCALE, EntityMeta, FieldMeta, Label
@@ -26,6 +27,19 @@ SYSTEM_KEYS = frozenset({"id", "version", "created_at", "created_by_id", "update
 MAX_CHILDREN = 500
 
 REQUIRED = Label("必填", "is required")
+
+#: Functions ``hook(service, em, obj, by_user)`` run after a record's values are
+#: applied and before it is flushed, on every create, update and system
+#: assignment: business engines use them to keep system-owned fields right
+#: (coverage, next check date …) or to refuse a change with ValidationFailed.
+SAVE_HOOKS: list = []
+
+
+def register_save_hook(hook):
+    """Add a save hook (idempotent: registering the same function twice keeps one)."""
+    if hook not in SAVE_HOOKS:
+        SAVE_HOOKS.append(hook)
+    return hook
 
 
 @dataclass(frozen=True)
@@ -90,8 +104,10 @@ class RecordService:
         self._stamp(obj, now, created=True)
         if parent_id is not None:
             obj.parent_id = parent_id
+        self._fill_numbers(em, plan, now)     # before add: its query must not flush the new record
         self.session.add(obj)
         self._apply(em, obj, plan, now)
+        self._run_hooks(em, obj, by_user=True)
         return self._commit(em, obj, "create")
 
     def update(self, entity: str, record_id: int, data: Mapping[str, Any], *,
@@ -103,6 +119,7 @@ class RecordService:
         now = self.clock()
         self._stamp(obj, now, created=False)
         self._apply(em, obj, plan, now)
+        self._run_hooks(em, obj, by_user=True)
         return self._commit(em, obj, "update")
 
     def assign(self, entity: str, record_id: int, values: Mapping[str, Any]) -> Any:
@@ -116,9 +133,45 @@ class RecordService:
         now = self.clock()
         self._stamp(obj, now, created=False)
         self._apply(em, obj, plan, now)
+        self._run_hooks(em, obj, by_user=False)
         self.session.flush()
         self._audit_changes(obj, "update")
         return obj
+
+    def assign_children(self, entity: str, record_id: int, field_name: str, rows: list) -> Any:
+        """Replace a record's child rows from the system side (a generated fee plan):
+        each row validated like a form's, audited, hooks run, not committed."""
+        em = self.meta.entity(entity)
+        obj = self.get(entity, record_id)
+        errors: dict[str, Label] = {}
+        planned = self._validate_children(em.field(field_name), obj, rows, errors)
+        if errors:
+            raise ValidationFailed(errors)
+        now = self.clock()
+        self._stamp(obj, now, created=False)
+        self._apply(em, obj, {field_name: planned}, now)
+        self._run_hooks(em, obj, by_user=False)
+        self.session.flush()
+        self._audit_changes(obj, "update")
+        return obj
+
+    def set_system_values(self, em: EntityMeta, obj, values: Mapping[str, Any]) -> None:
+        """For save hooks: set system-owned fields on a record being saved (audited with it)."""
+        plan = {name: coerce_value(em.field(name), value, codelist=self._codelist(em.field(name)))
+                for name, value in values.items()}
+        self._apply(em, obj, plan, self.clock())
+
+    def _run_hooks(self, em: EntityMeta, obj, *, by_user: bool) -> None:
+        for hook in SAVE_HOOKS:
+            hook(self, em, obj, by_user)
+
+    def _fill_numbers(self, em: EntityMeta, plan: dict, now) -> None:
+        """Fields with a numbering rule left empty on create get the next number (DB-2026-00042)."""
+        for f in em.column_fields:
+            if getattr(f, "numbering", None) and plan.get(f.name) in (None, ""):
+                from danbao.engines.sequences import next_number
+                plan[f.name] = format_number(f.numbering, now, lambda scope, f=f: next_number(
+                    self.session, self.models.system["danbao_sequence"], f"{em.name}.{f.name}", scope))
 
     def delete(self, entity: str, record_id: int, *, expected_version: int | None = None) -> None:
         em = self.meta.entity(entity)
@@ -231,7 +284,8 @@ class RecordService:
                     plan.pop(f.name)
                     merged[f.name] = getattr(obj, f.column_name) if obj is not None else None
                 continue
-            if merged.get(f.name) is None and (f.required or holds(f.name, "required_if")):
+            numbered_later = obj is None and getattr(f, "numbering", None)
+            if merged.get(f.name) is None and not numbered_later and (f.required or holds(f.name, "required_if")):
                 errors.setdefault(f.name, REQUIRED)
         for f in em.column_fields:
             if not f.computed or errors:
@@ -457,3 +511,10 @@ def record_to_dict(em: EntityMeta, obj, meta) -> dict:
         out[key] = value.isoformat() if value is not None else None
     return out
 
+
+
+# The business engine registers its save hook on import; importing it here makes
+# every RecordService (web, API, workflows, scripts) run the same rules.
+from danbao.engines import business as _business  # noqa: E402,F401
+from danbao.engines import enterprise_size as _enterprise_size  # noqa: E402,F401
+from danbao.engines import documents as _documents  # noqa: E402,F401

@@ -32,6 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import sqlalchemy as sa
 
 from danbao.engines.coerce import CONTROL_CHARS
+from danbao.engines.actions import ActionContext, run_actions
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService
 from danbao.engines.users import USER_ROLE_TABLE, ROLE_TABLE, USER_TABLE
 from danbao.expr import ExprError, row_values
@@ -514,6 +515,10 @@ class WorkflowEngine:
         step = wf.step(key)
         inst = self.session.execute(sa.select(self.instances).where(self.instances.c.id == instance_id)).first()
         self._set_fields(wf, inst.entity, inst.record_id, step.set, actor, now)
+        if step.actions:
+            run_actions(step.actions, ActionContext(
+                RecordService(self.models, self.session, actor, clock=lambda: now),
+                inst.entity, inst.record_id, actor, now))
         if step.is_end:
             self._finish(inst, state or step.outcome, key, now, round_=round_)
             return

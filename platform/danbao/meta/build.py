@@ -56,13 +56,18 @@ def build_field(f: Layered, codelists: dict[str, CodeListMeta]) -> FieldMeta:
         visible_if=f.get("visible_if"),
         required_if=f.get("required_if"),
         readonly_if=f.get("readonly_if"),
+        numbering=f.get("numbering"),
         renamed_from=f.get("renamed_from"),
         source=f.at,
     )
 
 
 def decimal_or_none(value) -> Decimal | None:
-    return None if value is None else Decimal(value)
+    """Packs give Decimals and ints; a float (from other YAML readers) goes through
+    its shortest text, so 0.1 stays 0.1 rather than 0.1000000000000000055…."""
+    if value is None:
+        return None
+    return Decimal(str(value)) if isinstance(value, float) else Decimal(value)
 
 
 def build_entity(e: EntityDraft, codelists, permissions: dict[str, tuple[str, ...]]) -> EntityMeta:

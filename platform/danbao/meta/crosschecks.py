@@ -31,7 +31,7 @@ _LENGTHS = {"min_length", "max_length", "pattern"}
 _BOUNDS = {"min", "max"}
 #: The keys each field type takes; any other key is DB231.
 ALLOWED_KEYS = {
-    "string": _COLUMN | _LENGTHS | {"check"},
+    "string": _COLUMN | _LENGTHS | {"check", "numbering"},
     "text": _COLUMN | _LENGTHS,
     "integer": _COLUMN | _BOUNDS,
     "decimal": _COLUMN | _BOUNDS | {"precision", "scale"},

@@ -5,8 +5,10 @@ nothing (design principle 1):
 
 1. read every file of every pack: YAML with line numbers, then JSON Schema;
 2. check the packs themselves: names, ``requires`` order;
-3. lay the content files over each other in load order (core first);
-4. cross-check the merged result (names, references, layout);
+3. lay the content files over each other in load order (core first), and
+   add the code lists made from products and counter-guarantee kinds;
+4. cross-check the merged result (names, references, layout, scorecards,
+   workflows, the guarantee business);
 5. only with zero errors, freeze it into ``Meta``.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from danbao.meta import names, schema, yamlio
+from danbao.meta import business, names, schema, yamlio
 from danbao.meta.build import build, build_warnings, label
 from danbao.meta.crosschecks import RESOLUTION_CODES, cross_check
 from danbao.meta.expressions import compile_all
@@ -77,12 +79,14 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
     errors += check_packs(packs, unreadable)
     merged, overlay_errors = overlay(d for p in packs for d in p.docs)
     errors += overlay_errors
+    errors += business.synthesize_codelists(merged)
     errors += cross_check(merged)
     errors += check_scorecards(merged)
     errors += check_workflows(merged)
+    errors += business.check_business(merged)
     if unreadable:
         # "unknown name" errors are likely declared in the file that failed
-        errors = [e for e in errors if e.code not in RESOLUTION_CODES]
+        errors = [e for e in errors if e.code not in RESOLUTION_CODES | business.RESOLUTION_CODES]
     errors = sorted(set(errors))
     if errors:
         return None, errors
@@ -92,7 +96,7 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
                   for p in packs)
     meta = Meta(packs=infos, entities=entities, codelists=codelists, roles=roles, menus=menus,
                 warnings=build_warnings(merged), scorecards=build_scorecards(merged),
-                workflows=build_workflows(merged), digest=digest(packs))
+                workflows=build_workflows(merged), **business.build_business(merged), digest=digest(packs))
     compiled, expr_errors = compile_all(meta)
     if expr_errors:
         return None, sorted(set(expr_errors))

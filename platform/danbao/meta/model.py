@@ -93,6 +93,7 @@ class FieldMeta:
     visible_if: str | None = None       # expression: shown (and accepted) only when true
     required_if: str | None = None      # expression: required when true
     readonly_if: str | None = None      # expression: input ignored when true
+    numbering: str | None = None        # string: filled on create, e.g. DB-{year}-{seq:05d}
 
     @property
     def is_column(self) -> bool:
@@ -404,6 +405,7 @@ class StepMeta:
     committee: CommitteeMeta | None = None
     outcome: str | None = None             # end steps: approved | rejected | withdrawn
     set: Mapping[str, object] = field(default_factory=dict)   # field values written on entering
+    actions: tuple[str, ...] = ()          # engine actions run on entering (names.WORKFLOW_ACTIONS)
     next: tuple[TransitionMeta, ...] = ()
     source: Source | None = None
 
@@ -468,11 +470,17 @@ class Meta:
     warnings: Mapping[str, WarningRuleMeta] = field(default_factory=dict)
     scorecards: Mapping[str, ScorecardMeta] = field(default_factory=dict)
     workflows: Mapping[str, WorkflowMeta] = field(default_factory=dict)
+    products: Mapping[str, "ProductMeta"] = field(default_factory=dict)
+    fee_schemes: Mapping[str, "FeeSchemeMeta"] = field(default_factory=dict)
+    counter_guarantee_kinds: Mapping[str, "CounterGuaranteeKindMeta"] = field(default_factory=dict)
+    ledger_kinds: Mapping[str, "LedgerKindMeta"] = field(default_factory=dict)
+    settings: Mapping[str, "SettingMeta"] = field(default_factory=dict)
     #: compiled expressions by ``entity.field.kind`` (see meta/expressions.py)
     expressions: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
         for attr in ("entities", "codelists", "roles", "menus", "warnings", "scorecards", "workflows",
+                     "products", "fee_schemes", "counter_guarantee_kinds", "ledger_kinds", "settings",
                      "expressions"):
             value = getattr(self, attr)
             if not isinstance(value, MappingProxyType):
@@ -483,6 +491,11 @@ class Meta:
         names = "+".join(f"{p.name}@{p.version}" for p in self.packs)
         return f"{names}#{self.digest[:12]}"
 
+    def setting(self, name: str, default=None):
+        """A company setting's value (see ``settings:`` in the packs), or ``default``."""
+        item = self.settings.get(name)
+        return default if item is None else item.value
+
     def expression(self, entity: str, where: str, kind: str):
         """The compiled expression declared on a field (or ``section:<key>``), or None."""
         return self.expressions.get(f"{entity}.{where}.{kind}")
@@ -492,3 +505,119 @@ class Meta:
             return self.entities[name]
         except KeyError:
             raise KeyError(f"unknown entity {name!r}") from None
+
+
+# -- the guarantee business (products, fees, counter-guarantees, ledger, settings) --
+@dataclass(frozen=True)
+class FeeTier:
+    """One band of a tiered fee: amounts ``>= min`` and ``< below`` (None: no upper end) pay ``rate``."""
+    min: Decimal
+    below: Decimal | None
+    rate: Decimal
+
+
+@dataclass(frozen=True)
+class FeeSchemeMeta:
+    """A fee scheme (收费方案), in the shape of Fineract's charges.
+
+    ``basis``: ``annual_rate`` (rate × amount × months ÷ 12), ``flat_rate``
+    (rate × amount, once for the whole term) or ``fixed`` (``amount``).
+    ``tiers`` replace ``rate`` by bands of the amount; ``tier_mode`` ``whole``
+    charges the whole amount at its band's rate, ``progressive`` each slice at
+    its own. The total is rounded to cents by ``rounding`` (a ``decimal``
+    rounding name), then raised to ``minimum`` / lowered to ``maximum``; the
+    instalments (``once``/``monthly``/``quarterly``/``yearly``) are shares of
+    it by months covered, each rounded the same way, the cents left over
+    going to the ``remainder`` instalment (``last`` or ``first``), so they sum
+    to the total exactly.
+    """
+    code: str
+    label: Label
+    basis: str = "annual_rate"
+    rate: Decimal | None = None
+    tiers: tuple[FeeTier, ...] = ()
+    tier_mode: str = "whole"
+    amount: Decimal | None = None
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    frequency: str = "once"
+    rounding: str = "ROUND_HALF_UP"
+    remainder: str = "last"
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class DocumentRequirement:
+    """A document a product asks for (a ``code`` of the ``document_kind`` code list)."""
+    code: str
+    required: bool = True
+    stage: str = "application"        # application | contract | release
+
+
+@dataclass(frozen=True)
+class ProductMeta:
+    """A guarantee product (担保产品): ties a project to its workflow group,
+    fee schemes, allowed counter-guarantee kinds, scorecards per customer kind,
+    required documents and form sections. A new product is a YAML item."""
+    code: str
+    label: Label
+    entity: str                                   # the project entity
+    category: str                                 # financing | non_financing (regulatory returns)
+    business_line: str = ""                       # loan | bond | bid | performance | litigation | other
+    workflow: str = ""                            # a workflow group (or code) the project's approval uses
+    fee_scheme: str = ""                          # the guarantee fee
+    review_fee: str | None = None                 # 评审费 scheme
+    deposit_rate: Decimal | None = None           # 保证金 share of the amount
+    counter_guarantees: tuple[str, ...] = ()      # allowed counter-guarantee kind codes
+    min_coverage: Decimal | None = None           # Σ value × discount ÷ amount must reach this
+    scorecards: Mapping[str, str] = field(default_factory=dict)   # customer kind -> scorecard code
+    documents: tuple[DocumentRequirement, ...] = ()
+    sections: tuple[str, ...] = ()                # the project form's sections shown (empty: all)
+    check_every_months: int | None = None         # 保后检查 cycle
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    term_max_months: int | None = None
+    active: bool = True
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class CounterGuaranteeKindMeta:
+    """A counter-guarantee kind (反担保方式): 抵押, 质押, 保证, 信用, 留置, 定金 …
+    ``discounts`` by asset kind (a code of ``asset_codelist``), else ``default_discount``."""
+    code: str
+    label: Label
+    default_discount: Decimal
+    discounts: Mapping[str, Decimal] = field(default_factory=dict)
+    asset_codelist: str | None = None
+    source: Source | None = None
+
+    def discount(self, asset_kind: str | None) -> Decimal:
+        return self.discounts.get(asset_kind or "", self.default_discount)
+
+
+#: the balances a ledger entry can move; every balance is the sum of confirmed entries' effects
+LEDGER_BALANCES = ("review_fee", "guarantee_fee", "deposit_held", "loan_outstanding", "guarantee_outstanding",
+                   "compensation_paid", "recovered", "written_off")
+
+
+@dataclass(frozen=True)
+class LedgerKindMeta:
+    """A kind of ledger entry (台账): which balances it moves (+1/-1 × amount),
+    where it may be booked and what it may not exceed."""
+    code: str
+    label: Label
+    effects: Mapping[str, int]                    # balance -> +1 | -1
+    allow_negative: bool = False                  # amounts must be > 0 unless this is set
+    statuses: tuple[str, ...] = ()                # project statuses it may be booked in (empty: any open one)
+    not_above: str | None = None                  # a balance the amount may not exceed (refund ≤ deposit held)
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class SettingMeta:
+    """A company setting (net assets, regulatory limits, which entity is the project …)."""
+    name: str
+    value: object
+    label: Label | None = None
+    source: Source | None = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import keyword
 import re
 
-from danbao.meta.model import SYSTEM_COLUMNS
+from danbao.meta.model import SYSTEM_COLUMNS, Label
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -75,3 +75,17 @@ def reserved_reason(name: str) -> str | None:
         if name.startswith(prefix):
             return f"starts with '{prefix}', which is reserved for the system"
     return None
+
+
+#: Engine actions a workflow step may run on entering (``actions: [name]``), by name.
+#: Engines register theirs at import; a pack naming any other is refused at load (DB279).
+WORKFLOW_ACTIONS: dict[str, Label] = {}
+
+
+def register_workflow_action(name: str, label: Label) -> None:
+    """Make ``name`` usable in a step's ``actions:``; ``label`` says what it does."""
+    WORKFLOW_ACTIONS[name] = label
+
+
+register_workflow_action("generate_fee_schedule", Label("生成收费计划", "Generate the fee schedule"))
+register_workflow_action("refresh_exposure", Label("更新敞口", "Refresh exposures"))

@@ -114,6 +114,11 @@ class Merged:
     warnings: dict[str, Layered] = field(default_factory=dict)
     scorecards: dict[str, Layered] = field(default_factory=dict)
     workflows: dict[str, Layered] = field(default_factory=dict)
+    products: dict[str, Layered] = field(default_factory=dict)
+    fee_schemes: dict[str, Layered] = field(default_factory=dict)
+    counter_guarantee_kinds: dict[str, Layered] = field(default_factory=dict)
+    ledger_kinds: dict[str, Layered] = field(default_factory=dict)
+    settings: dict[str, Layered] = field(default_factory=dict)
 
 
 #: what a warning rule must have when first declared (a later pack may change any of it)
@@ -122,6 +127,26 @@ WARNING_NEEDS = ("label", "entity", "when", "level", "message")
 SCORECARD_NEEDS = ("label", "entity", "grades", "groups", "missing")
 #: what a workflow must have when first declared
 WORKFLOW_NEEDS = ("label", "entity", "start", "reject_to", "steps")
+#: what the guarantee business's items must have when first declared (see meta/business.py)
+PRODUCT_NEEDS = ("label", "entity", "category", "workflow", "fee_scheme")
+FEE_SCHEME_NEEDS = ("label", "basis", "frequency")
+COUNTER_GUARANTEE_KIND_NEEDS = ("label", "default_discount")
+LEDGER_KIND_NEEDS = ("label", "effects")
+SETTING_NEEDS = ("value",)
+#: list kind -> (key, what a new item needs, what it is called in messages)
+LIST_KINDS = {
+    "roles": ("name", (), "role"),
+    "menus": ("key", (), "menu"),
+    "codelists": ("name", ("items",), "code list"),
+    "warnings": ("code", WARNING_NEEDS, "warning rule"),
+    "scorecards": ("code", SCORECARD_NEEDS, "scorecard"),
+    "workflows": ("code", WORKFLOW_NEEDS, "workflow"),
+    "products": ("code", PRODUCT_NEEDS, "product"),
+    "fee_schemes": ("code", FEE_SCHEME_NEEDS, "fee scheme"),
+    "counter_guarantee_kinds": ("code", COUNTER_GUARANTEE_KIND_NEEDS, "counter-guarantee kind"),
+    "ledger_kinds": ("code", LEDGER_KIND_NEEDS, "ledger kind"),
+    "settings": ("name", SETTING_NEEDS, "setting"),
+}
 _ENTITY_PARTS = ("fields", "sections", "list", "permissions", "indexes")
 
 
@@ -271,33 +296,24 @@ class Overlay:
             layer.merge(node, file, self.when)
         return layer
 
-    # -- roles, menus, codelists ---------------------------------------------
+    # -- roles, menus, codelists, rules, scorecards, workflows, the business ---
     def _lists(self, doc: Doc) -> None:
-        for kind, key_name, table in (("roles", "name", self.merged.roles),
-                                      ("menus", "key", self.merged.menus),
-                                      ("codelists", "name", self.merged.codelists),
-                                      ("warnings", "code", self.merged.warnings),
-                                      ("scorecards", "code", self.merged.scorecards),
-                                      ("workflows", "code", self.merged.workflows)):
+        for kind, (key_name, needs, what) in LIST_KINDS.items():
+            table = getattr(self.merged, kind)
             for item, src in list_items(doc.data, kind, doc.file):
                 name = item.get(key_name)
                 if not isinstance(name, str):
                     continue
                 earlier = self._declared.get((kind, name))
                 if earlier is not None and earlier[0] == doc.pack:
-                    self.error(src, "DB212", f"{kind[:-1]} '{name}' is declared twice in this pack "
+                    self.error(src, "DB212", f"{what} '{name}' is declared twice in this pack "
                                              f"(first at {earlier[1]})")
                     continue
                 self._declared[(kind, name)] = (doc.pack, src)
                 layer = table.get(name)
                 if layer is None:
-                    if kind == "codelists" and "items" not in item:
-                        self.error(src, "DB111", f"new code list '{name}' needs items")
-                    needs = {"warnings": WARNING_NEEDS, "scorecards": SCORECARD_NEEDS,
-                             "workflows": WORKFLOW_NEEDS}.get(kind, ())
                     missing = [k for k in needs if k not in item]
                     if missing:
-                        what = {"warnings": "warning rule", "scorecards": "scorecard", "workflows": "workflow"}[kind]
                         self.error(src, "DB111", f"new {what} '{name}' needs {', '.join(missing)}")
                     layer = table[name] = Layered(src)
                 layer.merge(item, doc.file, self.when)

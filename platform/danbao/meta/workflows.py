@@ -4,7 +4,8 @@ A workflow is checked as a graph once every pack is laid over the earlier
 ones: every transition names a step that exists, every step can be reached
 from the start, every step that is not an end can reach one through its
 transitions, a committee has a pass rule, roles and people fields exist, and
-field values written on the way fit their fields (codes DB270–DB278).
+field values written on the way fit their fields, and a step's engine
+actions are registered ones (codes DB270–DB279).
 Conditions are compiled with the other expressions (meta/expressions.py).
 
 ``workflow_to_dict`` / ``workflow_from_dict`` turn a workflow into the plain
@@ -17,7 +18,7 @@ import hashlib
 import json
 from decimal import Decimal
 
-from danbao.meta import defaults
+from danbao.meta import defaults, names
 from danbao.meta.crosschecks import BUILTIN_ROLES
 from danbao.meta.errors import PackError
 from danbao.meta.model import (Assignees, CommitteeMeta, Source, StepMeta, TransitionMeta,
@@ -113,6 +114,17 @@ class WorkflowChecker:
         self._people(code, step.get("assignees"), key_source(step, "assignees", src), draft)
         self._people(code, step.get("escalate_to"), key_source(step, "escalate_to", src), draft)
         self._values(code, step.get("set"), key_source(step, "set", src), draft, f"step '{key}' set")
+        self._actions(where, step, src)
+
+    def _actions(self, where: str, step: LineDict, src: Source) -> None:
+        """Actions are engine code, not metadata: only registered names can run."""
+        actions = step.get("actions")
+        if not isinstance(actions, LineList):
+            return
+        for i, name in enumerate(actions):
+            if name not in names.WORKFLOW_ACTIONS:
+                self.error(Source(src.file, actions.item_line(i)), "DB279",
+                           f"{where}: unknown action '{name}' (known: {', '.join(sorted(names.WORKFLOW_ACTIONS))})")
 
     def _people(self, code: str, spec, src: Source, draft) -> None:
         if not isinstance(spec, LineDict):
@@ -139,12 +151,13 @@ class WorkflowChecker:
                 continue
             if value is None:
                 continue
-            options = f.get("options")
-            codes = {o.get("value") for o in options} if isinstance(options, LineList) else None
+            options = f.get("options") if isinstance(f.get("options"), LineList) else ()
+            # a value that is not text (a list, say) is simply not an option
+            codes = {o.get("value") for o in options if isinstance(o, LineDict) and isinstance(o.get("value"), str)}
             try:
                 if f.get("type") == "enum":
-                    if value not in (codes or ()):
-                        raise ValueError(f"is not one of the options ({', '.join(sorted(codes or ()))})")
+                    if not isinstance(value, str) or value not in codes:
+                        raise ValueError(f"is not one of the options ({', '.join(sorted(codes))})")
                 elif f.get("type") not in ("reference", "user", "code"):
                     defaults.typed_default(f.get("type"), value, f, None)
             except ValueError as exc:
@@ -210,7 +223,7 @@ def _step_meta(step, src: Source | None) -> StepMeta:
             defer_share=_dec(committee.get("defer_share")) if committee.get("defer_share") is not None
             else Decimal("0.5"), defer_counts_present=bool(committee.get("defer_counts_present", True)))
         if isinstance(committee, (LineDict, dict)) else None,
-        outcome=step.get("outcome"), set=_plain(step.get("set")),
+        outcome=step.get("outcome"), set=_plain(step.get("set")), actions=tuple(step.get("actions") or ()),
         next=tuple(TransitionMeta(t.get("to"), t.get("when")) for t in step.get("next") or ()),
         source=src)
 
@@ -260,6 +273,8 @@ def workflow_to_dict(wf: WorkflowMeta) -> dict:
                 "secret": s.committee.secret, "defer_share": str(s.committee.defer_share),
                 "defer_counts_present": s.committee.defer_counts_present},
             "outcome": s.outcome, "set": dict(s.set),
+            # only when present, so workflows without actions keep the digest they had
+            **({"actions": list(s.actions)} if s.actions else {}),
             "next": [{"to": t.to, "when": t.when} for t in s.next]} for s in wf.steps],
     }
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime
 
 from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer,
-                        MetaData, Numeric, String, Table, Text, func, select)
+                        MetaData, Numeric, PrimaryKeyConstraint, SmallInteger, String, Table, Text, func,
+                        select)
 
 AUDIT_TABLE = "danbao_audit"
 ATTACHMENT_TABLE = "danbao_attachment"
@@ -23,8 +24,13 @@ WF_INSTANCE_TABLE = "danbao_wf_instance"
 WF_TASK_TABLE = "danbao_wf_task"
 WF_ACTION_TABLE = "danbao_wf_action"
 WF_VOTE_TABLE = "danbao_wf_vote"
+LEDGER_TABLE = "danbao_ledger_entry"
+LEDGER_REVERSES_INDEX = "ux_danbao_ledger_entry_reverses"
+SEQUENCE_TABLE = "danbao_sequence"
+DOCUMENT_TAG_TABLE = "danbao_document_tag"
 SYSTEM_TABLES = (AUDIT_TABLE, ATTACHMENT_TABLE, SCHEMA_STATE_TABLE, WARNING_TABLE, WARNING_SCAN_TABLE,
-                 SCORE_TABLE, SCORE_ITEM_TABLE, WF_INSTANCE_TABLE, WF_TASK_TABLE, WF_ACTION_TABLE, WF_VOTE_TABLE)
+                 SCORE_TABLE, SCORE_ITEM_TABLE, WF_INSTANCE_TABLE, WF_TASK_TABLE, WF_ACTION_TABLE, WF_VOTE_TABLE,
+                 LEDGER_TABLE, SEQUENCE_TABLE, DOCUMENT_TAG_TABLE)
 
 
 def close_duplicate_open_warnings(conn, table: Table) -> int:
@@ -73,6 +79,16 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         Column("deleted", Boolean, nullable=False, default=False),
     )
     Index("ix_danbao_attachment_record", attachment.c.entity, attachment.c.record_id)
+    # which document a file is (营业执照, 征信报告 …): a code of the `document_kind`
+    # code list, at most one per attachment; see engines/documents.py
+    document_tag = Table(
+        DOCUMENT_TAG_TABLE, metadata,
+        Column("attachment_id", Integer, ForeignKey(f"{ATTACHMENT_TABLE}.id", ondelete="CASCADE",
+                                                    name="fk_danbao_document_tag_attachment_id"), primary_key=True),
+        Column("doc_kind", String(64), nullable=False),
+        Column("tagged_by_id", Integer),
+        Column("tagged_at", DateTime, nullable=False),
+    )
     state = Table(
         SCHEMA_STATE_TABLE, metadata,
         Column("id", Integer, primary_key=True),
@@ -125,7 +141,8 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
     workflow_tables = _workflow_tables(metadata)
     return {AUDIT_TABLE: audit, ATTACHMENT_TABLE: attachment, SCHEMA_STATE_TABLE: state,
             WARNING_TABLE: warning, WARNING_SCAN_TABLE: scan, SCORE_TABLE: score, SCORE_ITEM_TABLE: score_item,
-            **workflow_tables}
+            **workflow_tables, LEDGER_TABLE: _ledger_table(metadata), SEQUENCE_TABLE: _sequence_table(metadata),
+            DOCUMENT_TAG_TABLE: document_tag}
 
 
 def _score_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -265,3 +282,61 @@ def _workflow_tables(metadata: MetaData) -> dict[str, Table]:
     )
     Index("ix_danbao_wf_vote_meeting", vote.c.instance_id, vote.c.round)
     return {WF_INSTANCE_TABLE: instance, WF_TASK_TABLE: task, WF_ACTION_TABLE: action, WF_VOTE_TABLE: vote}
+
+
+def _ledger_table(metadata: MetaData) -> Table:
+    """The ledger (台账): money movements of projects, booked maker-checker.
+
+    An entry is made, checked and confirmed by three different people (or
+    rejected on the way); only confirmed entries count in balances, and a
+    confirmed entry is never changed: a mistake is undone by a reversal, a new
+    entry with ``direction`` -1 naming it in ``reverses_id``. At most one
+    reversal that is not rejected exists per entry (a partial unique index, so
+    two people reversing at once cannot both succeed, and a rejected reversal
+    does not block a new one). ``lock_version`` is bumped by every state change
+    under a compare-and-set. See engines/ledger.py."""
+    ledger = Table(
+        LEDGER_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("project_entity", String(64), nullable=False),
+        Column("project_id", Integer, nullable=False),
+        Column("customer_entity", String(64)),                 # the project's customer when it was made
+        Column("customer_id", Integer),
+        Column("kind", String(64), nullable=False),            # a ledger_kinds code
+        Column("amount", Numeric(18, 2, asdecimal=True), nullable=False),
+        Column("direction", SmallInteger, nullable=False),     # +1, or -1 for a reversal
+        Column("state", String(16), nullable=False),           # made | checked | confirmed | rejected
+        Column("booked_on", Date, nullable=False),
+        Column("note", Text, nullable=False, default=""),
+        Column("made_by_id", Integer, nullable=False),
+        Column("made_at", DateTime, nullable=False),
+        Column("checked_by_id", Integer),
+        Column("checked_at", DateTime),
+        Column("confirmed_by_id", Integer),
+        Column("confirmed_at", DateTime),
+        Column("rejected_by_id", Integer),
+        Column("rejected_at", DateTime),
+        Column("reject_reason", Text),
+        Column("reverses_id", Integer, ForeignKey(f"{LEDGER_TABLE}.id", ondelete="RESTRICT",
+                                                  name="fk_danbao_ledger_entry_reverses_id")),
+        Column("meta_version", String(200), nullable=False),
+        Column("lock_version", Integer, nullable=False, default=0),
+    )
+    Index("ix_danbao_ledger_entry_project", ledger.c.project_id)
+    Index("ix_danbao_ledger_entry_customer", ledger.c.customer_entity, ledger.c.customer_id)
+    Index("ix_danbao_ledger_entry_state", ledger.c.state)
+    live = ledger.c.state != "rejected"
+    Index(LEDGER_REVERSES_INDEX, ledger.c.reverses_id, unique=True, sqlite_where=live, postgresql_where=live)
+    return ledger
+
+
+def _sequence_table(metadata: MetaData) -> Table:
+    """Counters for record numbers (DB-2026-00042): one row per rule and scope
+    (the period the rule restarts in). See engines/sequences.py."""
+    return Table(
+        SEQUENCE_TABLE, metadata,
+        Column("name", String(128), nullable=False),
+        Column("scope", String(64), nullable=False),
+        Column("value", BigInteger, nullable=False),
+        PrimaryKeyConstraint("name", "scope", name="pk_danbao_sequence"),
+    )

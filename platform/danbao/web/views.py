@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from flask import abort, current_app, flash, g, jsonify, redirect, request, send_file, url_for
 from flask_appbuilder import BaseView, expose
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
+from danbao.engines import documents
 from danbao.engines.coerce import FieldError
 from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
@@ -43,6 +46,32 @@ def actor() -> Actor:
 def service() -> RecordService:
     rt = runtime()
     return RecordService(rt.models, rt.session, actor())
+
+
+#: the document-kind (资料类型) controls of the attachments list and the upload form
+DOC_TEXT = {
+    "doc_kind": ("资料类型", "Document kind"), "doc_none": ("（未标注资料类型）", "(no document kind)"),
+    "doc_save": ("标注", "Tag"), "doc_tagged": ("已标注为：{label}", "Tagged as: {label}"),
+    "doc_untagged": ("已取消资料类型标注", "Document kind removed"),
+    "doc_upload_kind": ("本次上传文件的资料类型（可选）", "Document kind of the files uploaded now (optional)"),
+}
+
+
+def doc_text(key: str, **kw) -> str:
+    zh, en = DOC_TEXT[key]
+    return (en if current_lang() == "en" else zh).format(**kw)
+
+
+def documents_ctx(em, obj) -> dict:
+    """What _files.html and the upload form need to show and set document kinds: nothing
+    unless the record is a project or a customer (whose files count for projects)."""
+    rt = runtime()
+    if em.name not in documents.taggable_entities(rt.meta):
+        return {"doc_kinds": [], "doc_kind_names": {}, "doc_tags": {}, "dtr": doc_text}
+    lang = current_lang()
+    kinds = [(code, label.get(lang)) for code, label in documents.kind_options(rt.meta)]
+    tags = documents.tags_for(rt.session, rt.models, em.name, obj.id) if obj is not None and obj.id else {}
+    return {"doc_kinds": kinds, "doc_kind_names": dict(kinds), "doc_tags": tags, "dtr": doc_text}
 
 
 class EntityView(BaseView):
@@ -112,10 +141,13 @@ class EntityView(BaseView):
         files = rt.store.list(rt.session, entity, record_id)
         cards = cards_for(rt.meta, entity)
         scores = scores_of(rt.session, rt.models, entity, record_id) if cards else []
+        from danbao.web.project_panels import project_panels
         from danbao.web.workflow_views import workflow_panel
         return self.render_template("danbao/show.html", **self._ctx(em, obj=obj, history=history, files=files,
                                                                     cards=cards, scores=scores,
-                                                                    wfp=workflow_panel(entity, record_id)))
+                                                                    wfp=workflow_panel(entity, record_id),
+                                                                    panels=project_panels(em, obj, files),
+                                                                    **documents_ctx(em, obj)))
 
     # -- add / edit -----------------------------------------------------------
     @expose("/<entity>/add", methods=["GET", "POST"])
@@ -132,7 +164,8 @@ class EntityView(BaseView):
             obj = service().create(entity, data)
         except ValidationFailed as exc:
             return self._form(em, None, data, exc.messages(current_lang()), status=422)
-        self._store_files(em, obj)
+        if self._store_files(em, obj):
+            self._refresh_documents(em.name, obj.id)
         flash(t("created"), "success")
         return redirect(url_for("EntityView.show", entity=entity, record_id=obj.id))
 
@@ -159,8 +192,9 @@ class EntityView(BaseView):
             flash(exc.message.get(current_lang()), "danger")
             return self._form(em, svc.get(entity, record_id), data, {}, status=409,
                               version=request.form.get("version"))
-        self._remove_files(em, record_id)
-        self._store_files(em, obj)
+        removed = self._remove_files(em, record_id)
+        if self._store_files(em, obj) + removed:
+            self._refresh_documents(entity, record_id)
         flash(t("saved"), "success")
         return redirect(url_for("EntityView.show", entity=entity, record_id=record_id))
 
@@ -173,31 +207,82 @@ class EntityView(BaseView):
                  "types": {f.name: f.type for f in em.column_fields}}
         html = self.render_template("danbao/form.html", **self._ctx(
             em, obj=obj, data=data, errors=errors, files=files, rules=rules,
-            version=version if version is not None else (obj.version if obj is not None else None)))
+            version=version if version is not None else (obj.version if obj is not None else None),
+            **documents_ctx(em, obj)))
         return html, status
 
-    def _store_files(self, em, obj):
+    def _store_files(self, em, obj) -> int:
+        """Store the uploads of each attachments field (tagged with the document kind chosen
+        next to it, if any); return how many were stored."""
         rt = runtime()
+        lang = current_lang()
+        taggable = em.name in documents.taggable_entities(rt.meta)
+        stored = 0
         for f in em.attachment_fields:
+            kind = (request.form.get(f"{f.name}__doc_kind") or "").strip() if taggable else ""
             for upload in request.files.getlist(f.name):
                 if not upload or not upload.filename:
                     continue
                 try:
-                    rt.store.add(rt.session, field=f, entity=em.name, record_id=obj.id,
-                                 filename=upload.filename, stream=upload.stream, user_id=actor().user_id)
+                    att_id = rt.store.add(rt.session, field=f, entity=em.name, record_id=obj.id,
+                                          filename=upload.filename, stream=upload.stream, user_id=actor().user_id)
+                    if kind:
+                        try:
+                            documents.tag(rt.session, rt.models, rt.meta, att_id, kind, actor().user_id)
+                        except documents.DocumentRefused as exc:   # the file is kept, untagged
+                            flash(f"{upload.filename}: {exc.message.get(lang)}", "danger")
+                            kind = ""
                     rt.session.commit()
+                    stored += 1
                 except FieldError as exc:
                     rt.session.rollback()
-                    flash(f"{f.label.get(current_lang())} · {upload.filename}: {exc.message.get(current_lang())}",
-                          "danger")
+                    flash(f"{f.label.get(lang)} · {upload.filename}: {exc.message.get(lang)}", "danger")
+        return stored
 
-    def _remove_files(self, em, record_id):
+    def _remove_files(self, em, record_id) -> int:
         rt = runtime()
         ids = {int(v) for v in request.form.getlist("remove_attachment") if v.isdigit()}
         own = {sf.id for sf in rt.store.list(rt.session, em.name, record_id)}
         for att_id in ids & own:
             rt.store.remove(rt.session, att_id)
         rt.session.commit()
+        return len(ids & own)
+
+    def _refresh_documents(self, entity, record_id) -> None:
+        """Files of a project or a customer changed: rewrite the projects' missing documents.
+        A concurrent change of a project is left to its next save (which recomputes them)."""
+        if entity not in documents.taggable_entities(runtime().meta):
+            return
+        session = runtime().session
+        try:
+            documents.refresh_documents_missing(service(), entity, record_id)
+            session.commit()
+        except (ValidationFailed, Conflict, NotFound, StaleDataError, IntegrityError):
+            session.rollback()
+
+    @expose("/<entity>/<int:record_id>/files/<int:attachment_id>/tag", methods=["POST"])
+    def tag_file(self, entity, record_id, attachment_id):
+        """Say which document a file of a project or customer is (an empty kind removes the tag)."""
+        em, resp = self._entity(entity, "write")
+        if resp:
+            return resp
+        rt = runtime()
+        if entity not in documents.taggable_entities(rt.meta) \
+                or rt.store.get(rt.session, entity, record_id, attachment_id) is None:
+            abort(404)
+        lang = current_lang()
+        try:
+            code = documents.tag(rt.session, rt.models, rt.meta, attachment_id, request.form.get("doc_kind"),
+                                 actor().user_id)
+            rt.session.commit()
+        except documents.DocumentRefused as exc:
+            rt.session.rollback()
+            flash(exc.message.get(lang), "danger")
+        else:
+            self._refresh_documents(entity, record_id)
+            flash(doc_text("doc_tagged", label=documents.kind_label(rt.meta, code).get(lang)) if code
+                  else doc_text("doc_untagged"), "success")
+        return redirect(url_for("EntityView.show", entity=entity, record_id=record_id))
 
     # -- delete ------------------------------------------------------------------
     @expose("/<entity>/<int:record_id>/delete", methods=["POST"])

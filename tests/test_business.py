@@ -1,0 +1,207 @@
+"""The business engine on the core pack's project: coverage, product rules, the
+risk class reason, check dates, the daily run and the application-time flag."""
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from danbao.engines.business import class_by_days, daily_run
+from danbao.engines.records import ValidationFailed
+from danbao.expr.functions import fn_add_months
+from wfhelpers import ENTITY, WfWorld
+
+
+@pytest.fixture
+def world(database_url):
+    w = WfWorld(database_url)
+    yield w
+    w.s.close()
+    w.engine.dispose()
+
+
+def get(world, pid):
+    world.s.expire_all()
+    return world.records().get(ENTITY, pid)
+
+
+def count(world, table):
+    return world.s.execute(sa.select(sa.func.count()).select_from(world.models.table(table))).scalar()
+
+
+def expected_covered(meta, kind, asset, value):
+    return (Decimal(value) * meta.counter_guarantee_kinds[kind].discount(asset)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def test_counter_guarantees_get_their_kinds_discount_and_the_project_its_coverage(world):
+    rows = [{"kind": "mortgage", "asset_kind": "real_estate", "appraised_value": "4000000"},
+            {"kind": "pledge", "asset_kind": "deposit", "appraised_value": "1000000"},
+            {"kind": "surety", "guarantor_name": "王五", "appraised_value": "500000"}]
+    pid = world.project(amount="5000000", counter_guarantees=rows)
+    p = get(world, pid)
+    meta = world.meta
+    covered = [expected_covered(meta, r["kind"], r.get("asset_kind"), r["appraised_value"]) for r in rows]
+    by_kind = {r.kind: r for r in p.counter_guarantees}
+    for r, c in zip(rows, covered):
+        row = by_kind[r["kind"]]
+        assert row.discount_rate == meta.counter_guarantee_kinds[r["kind"]].discount(r.get("asset_kind"))
+        assert row.covered_value == c
+    ratio = (sum(covered) / Decimal("5000000")).quantize(Decimal("0.000001"))
+    assert p.coverage_ratio == ratio
+    minimum = meta.products[p.product].min_coverage
+    assert p.coverage_short is (ratio < minimum)
+
+    # a revaluation changes the covered value and the ratio; the old value stays in the audit log
+    data = {"counter_guarantees": [{"id": r.id, "kind": r.kind, "asset_kind": r.asset_kind,
+                                    "appraised_value": "8000000" if r.kind == "mortgage" else str(r.appraised_value),
+                                    "guarantor_name": r.guarantor_name}
+                                   for r in p.counter_guarantees]}
+    world.records().update(ENTITY, pid, data, expected_version=p.version)
+    p = get(world, pid)
+    covered[0] = expected_covered(meta, "mortgage", "real_estate", "8000000")
+    assert p.coverage_ratio == (sum(covered) / Decimal("5000000")).quantize(Decimal("0.000001"))
+    assert p.coverage_short is (p.coverage_ratio < minimum)
+    audit = world.models.system["danbao_audit"]
+    olds = world.s.execute(sa.select(audit.c.old_value, audit.c.new_value).where(
+        audit.c.field == "appraised_value")).all()
+    assert any(o and Decimal(o) == Decimal("4000000") and Decimal(n) == Decimal("8000000") for o, n in olds)
+
+
+def test_product_limits_refuse_and_save_nothing(world):
+    meta = world.meta
+    product = meta.products["bank_loan"]
+    before = count(world, ENTITY)
+    with pytest.raises(ValidationFailed) as exc:
+        world.project(amount=str(product.amount_max + 1), product="bank_loan")
+    assert "amount" in exc.value.errors
+    with pytest.raises(ValidationFailed) as exc:
+        world.project(product="bank_loan", term_months=product.term_max_months + 1)
+    assert "term_months" in exc.value.errors
+    lit = meta.products["litigation_preservation"]
+    not_allowed = next(k for k in meta.counter_guarantee_kinds if k not in lit.counter_guarantees)
+    with pytest.raises(ValidationFailed) as exc:
+        world.project(amount="1000000", product="litigation_preservation",
+                      counter_guarantees=[{"kind": not_allowed, "asset_kind": "real_estate", "appraised_value": "100"}])
+    assert "counter_guarantees.0.kind" in exc.value.errors
+    world.s.rollback()
+    assert count(world, ENTITY) == before
+
+
+def test_risk_class_changed_by_hand_needs_a_reason(world):
+    pid = world.project()
+    p = get(world, pid)
+    with pytest.raises(ValidationFailed) as exc:
+        world.records().update(ENTITY, pid, {"risk_class": "attention"}, expected_version=p.version)
+    assert "risk_class_reason" in exc.value.errors
+    assert get(world, pid).risk_class == "normal"
+    p = get(world, pid)
+    world.records().update(ENTITY, pid, {"risk_class": "attention", "risk_class_reason": "主要客户流失，营收下滑"},
+                           expected_version=p.version)
+    assert get(world, pid).risk_class == "attention"
+
+
+def test_next_check_follows_the_products_cycle_from_start_then_from_the_last_check(world):
+    pid = world.project(start_date="2026-01-15")
+    cycle = world.meta.products["bank_loan"].check_every_months
+    assert get(world, pid).next_check_due is None                 # not in force yet
+    world.records().assign(ENTITY, pid, {"status": "guaranteeing"})
+    world.s.commit()
+    assert get(world, pid).next_check_due == fn_add_months(dt.date(2026, 1, 15), cycle)
+    p = get(world, pid)
+    world.records().update(ENTITY, pid, {"post_checks": [{"round_no": 1, "done_on": "2026-04-20", "method": "site_visit",
+                                                          "conclusion": "normal"}]}, expected_version=p.version)
+    assert get(world, pid).next_check_due == fn_add_months(dt.date(2026, 4, 20), cycle)
+
+
+def test_class_by_days_follows_the_settings():
+    from wfhelpers import core_build
+    meta, _ = core_build()
+    days = meta.setting("risk_class_days")
+    assert class_by_days(meta, 0) == "normal"
+    for cls, limit in days.items():
+        assert class_by_days(meta, int(limit)) == cls or \
+            list(days).index(class_by_days(meta, int(limit))) >= list(days).index(cls)
+
+
+def test_daily_run_marks_overdue_and_worsens_the_class_but_never_improves_it(world):
+    late = world.project(start_date="2025-01-10", term_months=12)          # due 2026-01-10
+    manual = world.project(start_date="2025-01-10", term_months=12)
+    current = world.project(start_date="2026-06-01", term_months=12)
+    for pid in (late, manual, current):
+        world.records().assign(ENTITY, pid, {"status": "guaranteeing"})
+    world.records().assign(ENTITY, manual, {"risk_class": "loss"})
+    world.s.commit()
+    today = dt.date(2026, 12, 1)
+    counts = daily_run(world.s, world.models, world.meta, today)
+    assert counts["overdue"] == 2
+    p = get(world, late)
+    assert (p.status, p.overdue_since) == ("overdue", dt.date(2026, 1, 10))
+    assert p.risk_class == class_by_days(world.meta, (today - dt.date(2026, 1, 10)).days)
+    assert get(world, manual).risk_class == "loss"
+    assert get(world, current).status == "guaranteeing"
+    assert daily_run(world.s, world.models, world.meta, today)["overdue"] == 0     # idempotent
+
+
+def test_a_project_that_would_breach_the_single_customer_limit_is_flagged(world):
+    net = Decimal(str(world.meta.setting("net_assets")))
+    single = Decimal(str(world.meta.setting("single_customer_limit")))
+    cap = world.meta.products["bank_loan"].amount_max
+    cust = world.customer()
+    held = Decimal(0)
+    while held + cap <= net * single:              # in-force projects up to just under the limit
+        pid = world.project(amount=str(cap), customer=cust)
+        world.records().assign(ENTITY, pid, {"status": "guaranteeing"})
+        held += cap
+    world.s.commit()
+    room = net * single - held
+    fine = world.project(amount=str(max(room, Decimal("100000"))), customer=cust) if room >= 100000 else None
+    if fine is not None:
+        assert get(world, fine).limit_flag is None
+    breach = world.project(amount=str(room + Decimal("200000")), customer=cust)
+    flag = get(world, breach).limit_flag
+    assert flag and "单一客户集中度" in flag and "single-customer" in flag
+    other = world.project(amount=str(room + Decimal("200000")))                # another customer: fine
+    assert get(world, other).limit_flag is None
+
+
+def test_approval_generates_the_fee_plan_from_the_product_and_the_approved_rate(world):
+    from danbao.engines.fees import fee_total, schedule_lines
+    pid = world.project(amount="2000000", fee_rate="0.018", deposit_rate="0.15", term_months=12)
+    iid = world.start(pid)
+    wf = world.wf()
+    wf.act(world.task("risk", iid), "approve", world.actor("risk"))
+    for who in ("boss", "risk"):
+        wf.act(world.task(who, iid), "approve", world.actor(who))          # second review: all
+    wf.act(world.task("boss", iid), "approve", world.actor("boss"))        # sign-off (< 3m)
+    p = get(world, pid)
+    rows = sorted(p.fee_instalments, key=lambda r: (r.due_on, r.kind))
+    product = world.meta.products[p.product]
+    expected = schedule_lines(product, world.meta, Decimal("2000000"), 12, world.clock().date(),
+                              rate=Decimal("0.018"), deposit_rate=Decimal("0.15"))
+    got = [(r.kind, r.due_on, r.amount) for r in rows]
+    assert sorted(got) == sorted((e["kind"], e["due_on"], e["amount"]) for e in expected)
+    scheme = world.meta.fee_schemes[product.fee_scheme]
+    import dataclasses
+    total = fee_total(dataclasses.replace(scheme, rate=Decimal("0.018"), tiers=()), Decimal("2000000"), 12)
+    assert sum(r.amount for r in rows if r.kind == "guarantee_fee") == total
+    assert sum(r.amount for r in rows if r.kind == "deposit") == Decimal("300000.00")
+
+
+def test_a_fee_plan_with_money_received_is_not_regenerated(world):
+    from danbao.engines.actions import ActionContext
+    from danbao.engines.business import generate_fee_schedule
+    from danbao.engines.workflow import Refused
+    pid = world.project(amount="2000000", fee_rate="0.02")
+    ctx = ActionContext(world.records(), ENTITY, pid, world.actor("fin"), world.clock())
+    generate_fee_schedule(ctx)
+    world.s.commit()
+    p = get(world, pid)
+    first = min(p.fee_instalments, key=lambda r: r.due_on)
+    rows = [{"id": r.id, "kind": r.kind, "due_on": r.due_on.isoformat(), "amount": str(r.amount),
+             "paid_amount": str(r.amount) if r.id == first.id else None} for r in p.fee_instalments]
+    world.records().update(ENTITY, pid, {"fee_instalments": rows}, expected_version=p.version)
+    before = sorted((r.id, r.amount) for r in get(world, pid).fee_instalments)
+    with pytest.raises(Refused):
+        generate_fee_schedule(ActionContext(world.records(), ENTITY, pid, world.actor("fin"), world.clock()))
+    world.s.rollback()
+    assert sorted((r.id, r.amount) for r in get(world, pid).fee_instalments) == before
