@@ -87,3 +87,21 @@ def test_warnings_scan_command(env):
     assert "corp_tax_grade_low: 0 matching, 0 opened, 0 closed" in result.output
     bad = run("warnings", "scan", "--as-of", "11/01/2026")
     assert bad.exit_code == 2 and "not a date" in bad.output
+
+
+def test_daily_command_marks_overdue_projects(env):
+    assert run("db", "upgrade").exit_code == 0
+    assert run("demo", "--no-serve", "--size", "12").exit_code == 0
+    url = __import__("os").environ["DANBAO_DATABASE_URL"]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        live = conn.execute(sa.text("SELECT count(*) FROM guarantee_project WHERE status = 'guaranteeing'")).scalar()
+    assert live > 0
+    result = run("daily", "--as-of", "2099-12-31")          # every project in force is long past due by then
+    assert result.exit_code == 0, result.output
+    assert f"overdue: {live}" in result.output
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM guarantee_project WHERE status = 'guaranteeing'")).scalar() == 0
+    engine.dispose()
+    bad = run("daily", "--as-of", "yesterday")
+    assert bad.exit_code == 2 and "not a date" in bad.output

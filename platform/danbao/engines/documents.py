@@ -328,3 +328,15 @@ def refresh_documents_missing(service: RecordService, entity: str, record_id: in
             service.assign(em.name, pid, {MISSING_FIELD: value})
             changed.append(pid)
     return changed
+
+
+def refresh_all_projects(service: RecordService) -> int:
+    """Rewrite ``documents_missing`` on every project where it is out of date (a database
+    upgraded to a build with the field, a product whose documents changed); not committed.
+    Returns how many projects changed."""
+    em = project_em(service.meta)
+    if em is None or not em.has_field(MISSING_FIELD):
+        return 0
+    ids = service.session.execute(sa.select(service.models.table(em.name).c.id).order_by(
+        service.models.table(em.name).c.id)).scalars().all()
+    return sum(len(refresh_documents_missing(service, em.name, pid)) for pid in ids)

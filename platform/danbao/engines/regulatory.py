@@ -119,20 +119,23 @@ def _in_force(meta: Meta) -> tuple[str, ...]:
 
 def customer_exposures(session, models, meta: Meta, *, exclude_project: int | None = None
                        ) -> dict[tuple[str, int], Decimal]:
-    """Outstanding amount per (customer entity, id), over projects in force."""
+    """Outstanding amount per (customer entity, id), over projects in force (one grouped pass)."""
     em, t = _project(models, meta)
+    fields = [em.field(n) for n in meta.setting("project_customer_fields", ()) if em.has_field(n)]
+    if not fields:
+        return {}
+    cols = [t.c[f.column_name] for f in fields]
+    query = sa.select(*cols, sa.func.sum(t.c.amount)).where(t.c.status.in_(_in_force(meta))).group_by(*cols)
+    if exclude_project is not None:
+        query = query.where(t.c.id != exclude_project)
     result: dict[tuple[str, int], Decimal] = {}
-    for name in meta.setting("project_customer_fields", ()):
-        if not em.has_field(name):
-            continue
-        f = em.field(name)
-        col = t.c[f.column_name]
-        query = (sa.select(col, sa.func.sum(t.c.amount)).where(t.c.status.in_(_in_force(meta)), col.isnot(None))
-                 .group_by(col))
-        if exclude_project is not None:
-            query = query.where(t.c.id != exclude_project)
-        for cid, amount in session.execute(query):
-            result[(f.target, cid)] = result.get((f.target, cid), Decimal(0)) + Decimal(amount or 0)
+    for row in session.execute(query):
+        amount = Decimal(row[-1] or 0)
+        # a project names one customer: the first of its customer fields that is set
+        for f, cid in zip(fields, row[:-1]):
+            if cid is not None:
+                result[(f.target, cid)] = result.get((f.target, cid), Decimal(0)) + amount
+                break
     return result
 
 

@@ -1,5 +1,6 @@
-"""OpenAPI for the regulatory dashboard (``web/regulatory_views.py``) and the
-ledger (``web/ledger_api.py``) endpoints; pure, no Flask."""
+"""OpenAPI for the regulatory dashboard (``web/regulatory_views.py``), the
+ledger (``web/ledger_api.py``) and the document-kind (``web/documents_api.py``)
+endpoints; pure, no Flask."""
 from __future__ import annotations
 
 from danbao.meta.model import LEDGER_BALANCES, Meta
@@ -155,3 +156,60 @@ def add_ledger_paths(paths: dict, schemas: dict, meta: Meta) -> None:
         "tags": tag, "summary": "Ledger entries waiting for my check or confirmation, oldest first",
         "responses": _responses("200", _obj({"count": {"type": "integer"},
                                              "result": {"type": "array", "items": entry}}), "401", "404")}}
+
+
+def attachment_schema(meta: Meta) -> dict:
+    from danbao.engines.documents import kind_options
+    text, integer = {"type": "string"}, {"type": "integer"}
+    return {"type": "object", "title": "Attachment", "properties": {
+        "id": integer, "entity": text, "record_id": integer, "field": text, "filename": text,
+        "content_type": text, "kind": {"type": "string", "enum": ["image", "document", "audio", "video"]},
+        "size": integer, "uploaded_at": text,
+        "doc_kind": {"type": "string", "nullable": True, "enum": [code for code, _ in kind_options(meta)] + [None],
+                     "description": "which document the file is (a document_kind code), or null"},
+        "doc_kind_label": _nullable(text)},
+        "required": ["id", "entity", "record_id", "field", "filename", "content_type", "kind", "size", "uploaded_at",
+                     "doc_kind", "doc_kind_label"]}
+
+
+def add_document_paths(paths: dict, schemas: dict, meta: Meta) -> None:
+    """Document kinds on files (web/documents_api.py): tag a file, list a record's files, a project's documents."""
+    from danbao.engines.documents import STAGES, kind_options, taggable_entities
+    entities = taggable_entities(meta)
+    codes = [code for code, _ in kind_options(meta)]
+    if not entities or not codes:
+        return
+    tag = ["Documents"]
+    schemas["Attachment"] = attachment_schema(meta)
+    attachment = {"$ref": "#/components/schemas/Attachment"}
+    body = {"type": "object", "required": ["doc_kind"], "additionalProperties": False, "properties": {
+        "doc_kind": {"type": "string", "nullable": True, "enum": codes + [None],
+                     "description": "a document_kind code; null (or \"\") removes the tag"}}}
+    paths["/api/v1/attachments/{attachment_id}/tag"] = {"post": {
+        "tags": tag, "summary": "Say which document a file of a project or customer is (营业执照, 征信报告 …)",
+        "description": "Needs write permission on the file's record. The projects the file counts for get their "
+                       "documents_missing rewritten.",
+        "parameters": _id_param("attachment_id"), "requestBody": _body(body),
+        "responses": _responses("200", attachment, "400", "401", "403", "404", "409", "413", "422")}}
+    for name in sorted(entities):
+        paths[f"/api/v1/{name}/{{record_id}}/attachments"] = {"get": {
+            "tags": tag, "summary": f"Files of a {meta.entities[name].label.en}, each with its document kind",
+            "parameters": _id_param("record_id"),
+            "responses": _responses("200", _obj({"result": {"type": "array", "items": attachment}}),
+                                    "401", "403", "404")}}
+    project = meta.setting("project_entity")
+    file_ = _obj({"id": {"type": "integer"}, "entity": {"type": "string"}, "record_id": {"type": "integer"},
+                  "field": {"type": "string"}, "filename": {"type": "string"}})
+    state = _obj({"code": {"type": "string"}, "label": {"type": "string"}, "required": {"type": "boolean"},
+                  "stage": {"type": "string"}, "present": {"type": "boolean"},
+                  "files": {"type": "array", "items": file_}})
+    schemas["ProjectDocuments"] = _obj({
+        "product": _nullable({"type": "string"}), "documents": {"type": "array", "items": state},
+        "missing": _obj({stage: {"type": "array", "items": {"type": "string"},
+                                 "description": f"required documents of the stages up to {stage} not present"}
+                         for stage in STAGES})})
+    paths[f"/api/v1/{project}/{{record_id}}/documents"] = {"get": {
+        "tags": tag, "summary": "The documents the project's product asks for: present (with the files, the "
+                                "customer's included) or missing",
+        "parameters": _id_param("record_id"),
+        "responses": _responses("200", {"$ref": "#/components/schemas/ProjectDocuments"}, "401", "403", "404")}}

@@ -5,7 +5,7 @@ accepts: the same fields, types, limits and error responses.
 """
 from __future__ import annotations
 
-from danbao.web.business_spec import add_ledger_paths, add_regulatory_paths
+from danbao.web.business_spec import add_document_paths, add_ledger_paths, add_regulatory_paths
 from danbao.web.inbox_spec import add_warning_paths
 from danbao.web.workflow_spec import add_workflow_paths
 from danbao.meta.model import EntityMeta, FieldMeta, Meta, MONEY_PRECISION, MONEY_SCALE, RATE_PRECISION, RATE_SCALE
@@ -211,6 +211,7 @@ def build_spec(meta: Meta) -> dict:
     add_workflow_paths(paths, schemas, meta)
     add_regulatory_paths(paths, schemas, meta)
     add_ledger_paths(paths, schemas, meta)
+    add_document_paths(paths, schemas, meta)
     return {
         "openapi": "3.0.3",
         "info": {"title": "Danbao API", "version": meta.version,

@@ -17,7 +17,7 @@ from flask import current_app
 
 from danbao.engines.documents import customer_of, document_status
 from danbao.engines.history import revaluations
-from danbao.meta.model import FeeSchemeMeta, Meta, ProductMeta
+from danbao.meta.model import FeeSchemeMeta, ProductMeta
 from danbao.web.i18n import current_lang
 
 TEXT = {
