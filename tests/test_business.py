@@ -205,3 +205,19 @@ def test_a_fee_plan_with_money_received_is_not_regenerated(world):
         generate_fee_schedule(ActionContext(world.records(), ENTITY, pid, world.actor("fin"), world.clock()))
     world.s.rollback()
     assert sorted((r.id, r.amount) for r in get(world, pid).fee_instalments) == before
+
+
+def test_the_product_chooses_the_form_sections(world):
+    meta = world.meta
+    em = meta.entity(ENTITY)
+    for s in em.sections:
+        listing = {p.code for p in meta.products.values() if not p.sections or s.key in p.sections}
+        assert (s.visible_if is None) == (listing == set(meta.products))
+    bank = world.records().create("bank", {"name": "江苏银行", "branch": "南京分行"}) if meta.entity("bank").has_field(
+        "branch") else world.records().create("bank", {"name": "江苏银行"})
+    lit = world.project(amount="800000", product="litigation_preservation", bank=bank.id, beneficiary="南京市中级人民法院",
+                        counter_guarantees=[{"kind": "earnest", "appraised_value": "800000"}])
+    loan = world.project(amount="800000", product="bank_loan", bank=bank.id, beneficiary="不适用")
+    p, q = get(world, lit), get(world, loan)
+    assert (p.bank_id, p.beneficiary) == (None, "南京市中级人民法院")       # the hidden section's values are ignored
+    assert (q.bank_id, q.beneficiary) == (bank.id, None)

@@ -273,7 +273,7 @@ class RecordService:
             return declared and result is not True
 
 
-        hidden = {n for s in em.sections if fails(f"section:{s.key}", "visible_if") for n in s.fields}
+        hidden = {n for s in em.sections if s.key in hidden_sections(self.meta, em, merged, today) for n in s.fields}
         for f in em.column_fields:
             if f.computed:
                 continue
@@ -480,6 +480,23 @@ class RecordService:
             "field": field, "old_value": to_text(old), "new_value": to_text(new),
             "meta_version": self.meta.version,
         }
+
+
+def hidden_sections(meta, em: EntityMeta, values: Mapping[str, Any], today: dt.date) -> set[str]:
+    """Keys of the sections whose ``visible_if`` does not hold for these values
+    (a condition that cannot be evaluated does not hold)."""
+    hidden = set()
+    for s in em.sections:
+        rule = meta.expression(em.name, f"section:{s.key}", "visible_if")
+        if rule is None:
+            continue
+        try:
+            shown = rule.evaluate(values, today=today) is True
+        except ExprEvalError:
+            shown = False
+        if not shown:
+            hidden.add(s.key)
+    return hidden
 
 
 def _rounded(f: FieldMeta, value):

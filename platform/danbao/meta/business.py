@@ -422,3 +422,31 @@ def plain(value):
     if isinstance(value, float):
         return Decimal(str(value))
     return value
+
+
+# -- products choose the project form's sections ----------------------------------------
+def with_product_sections(meta):
+    """A project form shows the sections its product lists: each section that not
+    every product lists gets the condition ``product in [...]`` (joined with its
+    own ``visible_if``), so the form follows the product chosen, live, and the
+    record service ignores what a hidden section would send — the same rule as
+    any conditional section. A product without ``sections`` shows them all."""
+    import dataclasses
+    by_entity: dict[str, list] = {}
+    for product in meta.products.values():
+        by_entity.setdefault(product.entity, []).append(product)
+    entities = dict(meta.entities)
+    for name, products in by_entity.items():
+        em = entities.get(name)
+        if em is None or not em.has_field("product") or not any(p.sections for p in products):
+            continue
+        sections = []
+        for s in em.sections:
+            showing = sorted(p.code for p in products if not p.sections or s.key in p.sections)
+            if len(showing) == len(products):
+                sections.append(s)
+                continue
+            rule = f"product in {showing!r}"
+            sections.append(dataclasses.replace(s, visible_if=f"({s.visible_if}) and {rule}" if s.visible_if else rule))
+        entities[name] = dataclasses.replace(em, sections=tuple(sections))
+    return dataclasses.replace(meta, entities=entities)

@@ -97,6 +97,7 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
     meta = Meta(packs=infos, entities=entities, codelists=codelists, roles=roles, menus=menus,
                 warnings=build_warnings(merged), scorecards=build_scorecards(merged),
                 workflows=build_workflows(merged), **business.build_business(merged), digest=digest(packs))
+    meta = business.with_product_sections(meta)
     compiled, expr_errors = compile_all(meta)
     if expr_errors:
         return None, sorted(set(expr_errors))

@@ -22,7 +22,7 @@ from flask_wtf.csrf import generate_csrf
 from danbao.engines import documents
 from danbao.engines.coerce import FieldError
 from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
-from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
+from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed, hidden_sections
 from danbao.web.access import can, login_redirect
 from danbao.engines.scoring import cards_for, scores_of
 from danbao.engines.users import active_users, user_names
@@ -147,6 +147,10 @@ class EntityView(BaseView):
                                                                     cards=cards, scores=scores,
                                                                     wfp=workflow_panel(entity, record_id),
                                                                     panels=project_panels(em, obj, files),
+                                                                    hidden=hidden_sections(
+                                                                        rt.meta, em, {f.name: getattr(obj, f.column_name)
+                                                                                      for f in em.column_fields},
+                                                                        dt.datetime.now(local_tz()).date()),
                                                                     **documents_ctx(em, obj)))
 
     # -- add / edit -----------------------------------------------------------
