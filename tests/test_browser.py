@@ -2,6 +2,7 @@
 corporate customer with a shareholder, find it by search."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -24,20 +25,47 @@ def _require_browser():
         pytest.skip("Debian chromium not installed")
 
 
+@contextlib.contextmanager
+def serving(app):
+    """``app`` on a free local port in a thread, for the browser; yields its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.shutdown()
+
+
+def launch(p):
+    """Debian's chromium, headless, through playwright."""
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+
+
+def signed_in(browser, base: str, name: str):
+    """(context, page) of ``name`` logged in through the login form, on the workbench."""
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.goto(base + "/login/")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url("**/workbench/**")
+    return context, page
+
+
 @pytest.fixture
 def server(database_url, tmp_path):
     _require_browser()
     app = make_app(database_url, tmp_path / "instance", WTF_CSRF_ENABLED=True)
     add_user(app, "pm", "project_manager")
     _one_warning_for_project_managers(app)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    srv.shutdown()
+    with serving(app) as base:
+        yield base
 
 
 def _one_warning_for_project_managers(app):
@@ -60,16 +88,8 @@ def test_login_create_customer_with_shareholder_and_search(server, tmp_path):
     from danbao.demo import make_uscc
     code = make_uscc(random.Random(7), "320500")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(locale="zh-CN")
-        page.set_default_timeout(15000)
-        page.goto(server + "/login/")
-        page.fill("input[name=username]", "pm")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("input[type=submit], button[type=submit]")
-        page.wait_for_url("**/workbench/**")
+        browser = launch(p)
+        _context, page = signed_in(browser, server, "pm")
         assert page.inner_text("#danbao-warning-badge") == "1"      # open warnings, in the menu bar
         page.goto(server + "/e/corporate_customer/")
         page.click("#add-record")

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import random
-import socket
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
-from test_browser import CHROMIUM, _require_browser
-from webfixtures import PASSWORD, add_user, make_app
+from test_browser import _require_browser, launch, serving, signed_in
+from webfixtures import add_user, make_app
 
 pytestmark = pytest.mark.browser
 
@@ -32,28 +29,16 @@ def scored_company(database_url, tmp_path):
                  "accounts_receivable": "100", "revenue": "1200", "cost_of_sales": "900",
                  "interest_expense": "10", "profit_before_tax": "90", "net_profit": "60"}]})
         company_id = company.id
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{port}", company_id
-    srv.shutdown()
+    with serving(app) as base:
+        yield base, company_id
 
 
 def test_score_a_company_and_read_why(scored_company, tmp_path):
     from playwright.sync_api import sync_playwright
     server, company_id = scored_company
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
-        page = browser.new_page(locale="zh-CN")
-        page.set_default_timeout(15000)
-        page.goto(server + "/login/")
-        page.fill("input[name=username]", "risk")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("input[type=submit], button[type=submit]")
-        page.wait_for_url("**/workbench/**")
+        browser = launch(p)
+        _context, page = signed_in(browser, server, "risk")
         page.goto(f"{server}/e/corporate_customer/{company_id}")
         page.click("#score-new")
         page.select_option("#input-industry_outlook", "good")

@@ -5,14 +5,11 @@ screens people use (my tasks → the record → the action buttons)."""
 from __future__ import annotations
 
 import random
-import socket
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
-from test_browser import CHROMIUM, _require_browser
-from webfixtures import PASSWORD, add_user, make_app
+from test_browser import _require_browser, launch, serving, signed_in
+from webfixtures import add_user, make_app
 
 pytestmark = pytest.mark.browser
 USERS = {"pm": "project_manager", "risk": "risk_officer", "boss": "manager",
@@ -37,32 +34,18 @@ def server(database_url, tmp_path):
             "counter_guarantees": [{"kind": "mortgage", "asset_kind": "real_estate", "owner": "常州新达电气有限公司",
                                     "appraised_value": "7200000"}]})
         project_id = project.id
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{port}", project_id
-    srv.shutdown()
+    with serving(app) as base:
+        yield base, project_id
 
 
 def test_application_through_reviews_and_committee(server, tmp_path):
     from playwright.sync_api import sync_playwright
     base, project_id = server
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        browser = launch(p)
 
         def as_user(name):
-            context = browser.new_context(locale="zh-CN")
-            page = context.new_page()
-            page.set_default_timeout(15000)
-            page.goto(base + "/login/")
-            page.fill("input[name=username]", name)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("input[type=submit], button[type=submit]")
-            page.wait_for_url("**/workbench/**")
-            return context, page
+            return signed_in(browser, base, name)
 
         def open_my_task(name):
             context, page = as_user(name)

@@ -126,6 +126,16 @@ def db_upgrade(allow_destructive, instance):
         click.echo(f"backup: {result.backup}")
 
 
+def _as_of(raw: str | None):
+    """The ``--as-of`` day (today in DANBAO_TIMEZONE when not given); exit 2 on a bad date."""
+    from danbao.config import local_tz
+    try:
+        return dt.date.fromisoformat(raw) if raw else dt.datetime.now(local_tz()).date()
+    except ValueError:
+        click.echo(f"--as-of: not a date (YYYY-MM-DD): {raw}", err=True)
+        sys.exit(2)
+
+
 # -- warnings ---------------------------------------------------------------------
 @main.group(cls=click.Group)
 def warnings():
@@ -139,17 +149,11 @@ def warnings():
 @_packs_or_exit
 def warnings_scan(as_of, rules, instance):
     """Check every active rule over its whole table; open, keep or close warnings."""
-    import datetime as dt
     from sqlalchemy.orm import Session
-    from danbao.config import local_tz
     from danbao.engines.warnings import scan
     from danbao.model.migrate import ensure_schema
     settings = _settings(instance)
-    try:
-        day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(local_tz()).date()
-    except ValueError:
-        click.echo(f"--as-of: not a date (YYYY-MM-DD): {as_of}", err=True)
-        sys.exit(2)
+    day = _as_of(as_of)
     engine, models, _plan_unused = _plan(settings)
     ensure_schema(engine, models)
     with Session(engine) as session:
@@ -164,17 +168,11 @@ def warnings_scan(as_of, rules, instance):
 @_packs_or_exit
 def daily(as_of, instance):
     """Overdue projects, five-level class by days overdue, customer exposures (the scheduler does this daily)."""
-    import datetime as dt
     from sqlalchemy.orm import Session
-    from danbao.config import local_tz
     from danbao.engines.business import daily_run
     from danbao.model.migrate import ensure_schema
     settings = _settings(instance)
-    try:
-        day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(local_tz()).date()
-    except ValueError:
-        click.echo(f"--as-of: not a date (YYYY-MM-DD): {as_of}", err=True)
-        sys.exit(2)
+    day = _as_of(as_of)
     engine, models, _plan_unused = _plan(settings)
     ensure_schema(engine, models)
     with Session(engine) as session:

@@ -38,7 +38,6 @@ No Flask here; the web layer maps ``LedgerRefused.kind`` to pages and HTTP codes
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -48,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 
 from danbao.engines.coerce import CONTROL_CHARS
 from danbao.engines.records import NotFound
+from danbao.engines.transactions import all_or_nothing
 from danbao.engines.users import USER_TABLE, role_names
 from danbao.meta.model import LEDGER_BALANCES, Assignees, Label, LedgerKindMeta, Meta
 from danbao.model.system import LEDGER_TABLE
@@ -109,15 +109,9 @@ class LedgerService:
         #: balances some kind caps (not_above): no reversal may take them below zero
         self.guarded = {k.not_above for k in meta.ledger_kinds.values() if k.not_above}
 
-    @contextlib.contextmanager
     def _transaction(self):
-        """Commit what the block did, or roll all of it back: an action changes everything or nothing."""
-        try:
-            yield
-            self.session.commit()
-        except Exception:
-            self.session.rollback()
-            raise
+        """An action changes everything or nothing."""
+        return all_or_nothing(self.session)
 
     # -- acting ---------------------------------------------------------------------
     def make(self, project_id: int, kind: str, amount: Decimal, actor, *, booked_on: dt.date | None = None,

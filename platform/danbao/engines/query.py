@@ -162,3 +162,22 @@ def lookup(session, models, em: EntityMeta, q: str, limit: int = 20) -> list[tup
         query = query.where(title.ilike(f"%{_escape_like(q[:MAX_SEARCH])}%", escape="\\"))
     rows = session.execute(query.order_by(title).limit(limit)).all()
     return [(r[0], str(r[1])) for r in rows]
+
+
+def record_titles(session, models, meta, refs) -> dict[tuple[str, int], str]:
+    """(entity, id) -> the record's title (its title field, else ``#id``), one query per entity."""
+    wanted: dict[str, set[int]] = {}
+    for entity, rid in refs:
+        if entity in meta.entities:
+            wanted.setdefault(entity, set()).add(rid)
+    out = {}
+    for entity, ids in wanted.items():
+        em = meta.entity(entity)
+        table = models.table(entity)
+        column = table.c[em.field(em.title).column_name] if em.title and em.has_field(em.title) else table.c.id
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start:start + 500]
+            for rid, value in session.execute(sa.select(table.c.id, column).where(table.c.id.in_(chunk))):
+                out[(entity, rid)] = str(value) if value not in (None, "") else f"#{rid}"
+    return out

@@ -24,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 
+from danbao.engines.query import record_titles
 from danbao.meta.model import Label, Meta
 
 RATE_STEP = Decimal("0.000001")
@@ -176,17 +177,7 @@ def related_groups(session, models, meta: Meta) -> dict[int, frozenset[int]]:
 
 
 def _names(session, models, meta: Meta, entity: str, ids) -> dict[int, str]:
-    if not ids:
-        return {}
-    em = meta.entity(entity)
-    t = models.table(entity)
-    title = em.field(em.title).column_name if em.title and em.has_field(em.title) else "id"
-    names = {}
-    ids = list(ids)
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        names.update(session.execute(sa.select(t.c.id, t.c[title]).where(t.c.id.in_(chunk))).all())
-    return {k: str(v) for k, v in names.items()}
+    return {rid: title for (_, rid), title in record_titles(session, models, meta, ((entity, i) for i in ids)).items()}
 
 
 def _group_totals(exposures, groups, corporate: str):

@@ -22,7 +22,6 @@ No Flask here; the web layer maps the exceptions to pages and HTTP codes.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import json
@@ -34,6 +33,7 @@ import sqlalchemy as sa
 from danbao.engines.coerce import CONTROL_CHARS
 from danbao.engines.actions import ActionContext, run_actions
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService
+from danbao.engines.transactions import all_or_nothing
 from danbao.engines.users import USER_ROLE_TABLE, ROLE_TABLE, USER_TABLE
 from danbao.expr import ExprError, row_values
 from danbao.expr.evaluate import plain_values
@@ -77,15 +77,9 @@ class WorkflowEngine:
         self.instances, self.tasks = t[WF_INSTANCE_TABLE], t[WF_TASK_TABLE]
         self.actions, self.votes = t[WF_ACTION_TABLE], t[WF_VOTE_TABLE]
 
-    @contextlib.contextmanager
     def _transaction(self):
-        """Commit what the block did, or roll all of it back: an action changes everything or nothing."""
-        try:
-            yield
-            self.session.commit()
-        except Exception:
-            self.session.rollback()
-            raise
+        """An action changes everything or nothing."""
+        return all_or_nothing(self.session)
 
     # -- which workflow -----------------------------------------------------
     def candidates(self, entity: str, record_id: int) -> list[WorkflowMeta]:

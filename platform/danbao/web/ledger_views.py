@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from danbao.config import local_tz
 from danbao.engines.ledger import (BALANCE_LABELS, ROLES, STATE_LABELS, LedgerRefused, LedgerService,
                                    assignees)
+from danbao.engines.query import record_titles
 from danbao.engines.records import Actor, NotFound
 from danbao.engines.users import user_names
 from danbao.meta.model import LEDGER_BALANCES, Label, Meta
@@ -141,18 +142,7 @@ def _iso(value):
 
 
 def project_titles(rt, refs) -> dict[tuple[str, int], str]:
-    wanted: dict[str, set[int]] = {}
-    for entity, rid in refs:
-        if entity in rt.meta.entities:
-            wanted.setdefault(entity, set()).add(rid)
-    out = {}
-    for entity, ids in wanted.items():
-        em = rt.meta.entity(entity)
-        table = rt.models.table(entity)
-        col = table.c[em.field(em.title).column_name] if em.title and em.has_field(em.title) else table.c.id
-        for rid, value in rt.session.execute(sa.select(table.c.id, col).where(table.c.id.in_(sorted(ids)))):
-            out[(entity, rid)] = str(value) if value not in (None, "") else f"#{rid}"
-    return out
+    return record_titles(rt.session, rt.models, rt.meta, refs)
 
 
 def entry_dict(meta: Meta, row, lang: str, names: dict[int, str], *, reversed_by: int | None = None,

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from flask import jsonify, request
 
 from danbao.engines.coerce import CONTROL_CHARS
+from danbao.engines.query import record_titles
 from danbao.engines.records import Actor, Conflict, NotFound, ValidationFailed
 from danbao.engines.users import user_names
 from danbao.engines.workflow import ACTIONS, VOTES, Refused, WorkflowEngine
@@ -201,18 +202,7 @@ class _Fields:
 def _titles(refs) -> dict[tuple[str, int], str]:
     """(entity, id) -> the record's title (its title field, else #id)."""
     rt = _runtime()
-    wanted: dict[str, set[int]] = {}
-    for entity, rid in refs:
-        if entity in rt.meta.entities:
-            wanted.setdefault(entity, set()).add(rid)
-    out = {}
-    for entity, ids in wanted.items():
-        em = rt.meta.entity(entity)
-        table = rt.models.table(entity)
-        column = table.c[em.field(em.title).column_name] if em.title and em.has_field(em.title) else table.c.id
-        for rid, value in rt.session.execute(sa.select(table.c.id, column).where(table.c.id.in_(sorted(ids)))):
-            out[(entity, rid)] = str(value) if value not in (None, "") else f"#{rid}"
-    return out
+    return record_titles(rt.session, rt.models, rt.meta, refs)
 
 
 def _entity_label(entity: str, lang: str) -> str:
