@@ -221,3 +221,35 @@ def test_the_product_chooses_the_form_sections(world):
     p, q = get(world, lit), get(world, loan)
     assert (p.bank_id, p.beneficiary) == (None, "南京市中级人民法院")       # the hidden section's values are ignored
     assert (q.bank_id, q.beneficiary) == (bank.id, None)
+
+
+def test_a_confirmed_receipt_pays_the_fee_plan_and_its_reversal_takes_it_back(world):
+    from danbao.engines.actions import ActionContext
+    from danbao.engines.business import generate_fee_schedule
+    from danbao.engines.ledger import LedgerService
+    pid = world.project(amount="2000000", fee_rate="0.02")
+    generate_fee_schedule(ActionContext(world.records(), ENTITY, pid, world.actor("fin"), world.clock()))
+    world.records().assign(ENTITY, pid, {"status": "guaranteeing"})
+    world.s.commit()
+    fees = sorted((r for r in get(world, pid).fee_instalments if r.kind == "guarantee_fee"), key=lambda r: r.due_on)
+    ledger = LedgerService(world.s, world.models, world.meta, clock=world.clock)
+
+    def book(amount):
+        eid = ledger.make(pid, "guarantee_fee_received", amount, world.actor("pm"), booked_on=dt.date(2026, 12, 5))
+        ledger.check(eid, world.actor("risk"))
+        ledger.confirm(eid, world.actor("fin"))
+        return eid
+
+    first_and_half = fees[0].amount + (fees[1].amount / 2).quantize(Decimal("0.01"))
+    eid = book(first_and_half)
+    rows = sorted((r for r in get(world, pid).fee_instalments if r.kind == "guarantee_fee"), key=lambda r: r.due_on)
+    assert rows[0].paid_amount == rows[0].amount and rows[0].paid_on == dt.date(2026, 12, 5)
+    assert rows[1].paid_amount == first_and_half - rows[0].amount
+    assert all(not r.paid_amount for r in rows[2:])
+    assert sum(r.paid_amount or 0 for r in rows) == ledger.balances(pid)["guarantee_fee"]
+    rev = ledger.reverse(eid, world.actor("pm"), "金额有误")
+    ledger.check(rev, world.actor("risk"))
+    ledger.confirm(rev, world.actor("fin"))
+    rows = get(world, pid).fee_instalments
+    assert all(not r.paid_amount for r in rows if r.kind == "guarantee_fee")
+    assert ledger.balances(pid)["guarantee_fee"] == 0

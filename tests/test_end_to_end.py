@@ -188,6 +188,9 @@ def test_a_project_from_application_to_release(company):
     held = {"review_fee": Decimal("6000.00"), "deposit_held": deposit, "guarantee_fee": Decimal(first_fee["amount"]),
             "guarantee_outstanding": Decimal("2000000.00"), "loan_outstanding": Decimal("2000000.00")}
     assert_balances(co, pid, held)
+    plan = {r["id"]: r for r in co.record(pid)["fee_instalments"]}
+    assert Decimal(plan[first_fee["id"]]["paid_amount"]) == Decimal(first_fee["amount"])   # receipts settle the plan
+    assert all(Decimal(r["paid_amount"]) == Decimal(r["amount"]) for r in plan.values() if r["kind"] == "deposit")
     corp = co.record(pid)["corporate_customer"]
     c = co.call("GET", f"/api/v1/corporate_customer/{corp}", "risk").get_json()["result"]
     assert Decimal(c["exposure_amount"]) == Decimal("2000000.00")          # refreshed when it came into force

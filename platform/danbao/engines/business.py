@@ -258,3 +258,49 @@ def daily_run(session, models, meta: Meta, today) -> dict[str, int]:
     counts["exposures"] = refresh_exposures(session, models, meta)
     session.commit()
     return counts
+
+
+# -- money received settles the fee plan ----------------------------------------------
+def settle_fee_plan(service: RecordService, project_id: int, ledger_kind: str, on) -> Decimal:
+    """The fee plan rows of the kind a receipt settles (setting ``ledger_settles``:
+    ledger kind -> fee line kind) are paid from the confirmed receipts, oldest
+    due first: each row's ``paid_amount`` is its share of Σ confirmed receipts of
+    that line kind (reversals included), so the plan always agrees with the
+    ledger. Rows newly paid get ``paid_on``; returns what the plan could not
+    take (a prepayment beyond it). Not committed."""
+    import sqlalchemy as sa
+    meta = service.meta
+    settles = meta.setting("ledger_settles", {}) or {}
+    line_kind = settles.get(ledger_kind)
+    entity = meta.setting("project_entity")
+    em = meta.entity(entity)
+    ledger = service.models.system.get("danbao_ledger_entry")
+    if not line_kind or not em.has_field("fee_instalments") or ledger is None:
+        return Decimal(0)
+    kinds = [k for k, line in settles.items() if line == line_kind]
+    left = Decimal(service.session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount * ledger.c.direction), 0)).where(
+            ledger.c.project_id == project_id, ledger.c.project_entity == entity,
+            ledger.c.state == "confirmed", ledger.c.kind.in_(kinds))).scalar())
+    project = service.get(entity, project_id)
+    changed: dict[int, tuple[Decimal | None, object]] = {}
+    for row in sorted((r for r in project.fee_instalments if getattr(r, "kind", None) == line_kind),
+                      key=lambda r: (r.due_on, r.id)):
+        due = row.amount - (getattr(row, "waived_amount", None) or 0)
+        share = max(min(due, left), Decimal(0))
+        left -= share
+        now_paid = share if share > 0 else None
+        if (row.paid_amount or None) != now_paid:
+            grew = (now_paid or 0) > (row.paid_amount or 0)
+            changed[row.id] = (now_paid, on if grew else (row.paid_on if now_paid else None))
+    if changed:
+        child_em = meta.entity(em.field("fee_instalments").target)
+        payload = []
+        for r in project.fee_instalments:
+            row = {"id": r.id, **{f.name: getattr(r, f.column_name) for f in child_em.column_fields
+                                  if not f.computed and not f.readonly}}
+            if r.id in changed:
+                row["paid_amount"], row["paid_on"] = changed[r.id]
+            payload.append(row)
+        service.assign_children(entity, project_id, "fee_instalments", payload)
+    return max(left, Decimal(0))

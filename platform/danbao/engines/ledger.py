@@ -164,6 +164,15 @@ class LedgerService:
             self._cas(entry, state="confirmed", confirmed_by_id=actor.user_id, confirmed_at=self.clock())
             self._check_status(km, project)
             self._check_limits(km, entry.project_id, entry.amount, entry.direction, exclude=entry.id)
+            self._settle(entry, actor)
+
+    def _settle(self, entry, actor) -> None:
+        """A confirmed receipt (or its reversal) pays (or unpays) the project's fee plan rows."""
+        from danbao.engines.business import settle_fee_plan
+        from danbao.engines.records import RecordService
+        records = RecordService(self.models, self.session, actor, clock=self.clock)
+        self.session.flush()                       # the confirmation counts in the sum the plan is paid from
+        settle_fee_plan(records, entry.project_id, entry.kind, entry.booked_on)
 
     def reject(self, entry_id: int, actor, reason: str, *, lock_version: int | None = None) -> None:
         """Send a made entry back (the checker) or a checked one (the confirmer), with a reason."""
