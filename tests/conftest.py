@@ -48,3 +48,14 @@ def database_url(tmp_path):
 @pytest.fixture(scope="module")
 def module_database_url(tmp_path_factory):
     yield from _fresh_database(tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture
+def world(database_url):
+    """The core pack on an empty database with a cast of users (tests/wfhelpers.py);
+    test modules with their own ``world`` fixture override this one."""
+    from wfhelpers import WfWorld
+    w = WfWorld(database_url)
+    yield w
+    w.s.close()
+    w.engine.dispose()

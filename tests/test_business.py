@@ -9,15 +9,9 @@ import sqlalchemy as sa
 from danbao.engines.business import class_by_days, daily_run
 from danbao.engines.records import ValidationFailed
 from danbao.expr.functions import fn_add_months
-from wfhelpers import ENTITY, WfWorld
+from wfhelpers import ENTITY
 
 
-@pytest.fixture
-def world(database_url):
-    w = WfWorld(database_url)
-    yield w
-    w.s.close()
-    w.engine.dispose()
 
 
 def get(world, pid):

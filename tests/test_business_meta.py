@@ -27,6 +27,7 @@ from danbao.meta.business import numbering_problem, plain
 from danbao.meta.loader import PackError, PackErrors, format_errors, load_packs, validate_packs
 from danbao.meta.model import FeeTier, Label
 from danbao.meta.workflows import workflow_from_dict, workflow_to_dict
+from test_loader import _mutate
 
 HERE = Path(__file__).resolve().parent
 OK = HERE / "packs" / "business_ok"
@@ -371,26 +372,6 @@ _JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.decimals("-2"
                   st.dictionaries(st.sampled_from(["deposit_held", "real_estate", "corporate", "Bad"]),
                                   st.one_of(st.integers(-2, 2), st.text(max_size=3)), max_size=2),
                   st.sampled_from(["ROUND_UP", "guarantee_project", "project_approval", "{seq}", "{seq", "bank_loan"]))
-
-
-def _mutate(doc, choices: list[int], junk):
-    """Replace (or delete) one node of ``doc``, chosen by walking ``choices``."""
-    node, parent, key = doc, None, None
-    for c in choices:
-        if isinstance(node, dict) and node:
-            key = list(node)[c % len(node)]
-        elif isinstance(node, list) and node:
-            key = c % len(node)
-        else:
-            break
-        parent, node = node, node[key]
-    if parent is None:
-        return junk
-    if junk == "<delete>":
-        del parent[key]
-    else:
-        parent[key] = junk
-    return doc
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,21 +4,14 @@ import datetime as dt
 import random
 from decimal import Decimal
 
-import pytest
 import sqlalchemy as sa
 
 from danbao.engines.regulatory import (BREACH, NEAR, OK, Limits, dashboard, ratio, refresh_exposures,
                                        related_groups, status_for)
 from hypothesis import given, strategies as st
-from wfhelpers import ENTITY, WfWorld
+from wfhelpers import ENTITY
 
 
-@pytest.fixture
-def world(database_url):
-    w = WfWorld(database_url)
-    yield w
-    w.s.close()
-    w.engine.dispose()
 
 
 def in_force(world, pid, status="guaranteeing"):
