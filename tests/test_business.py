@@ -247,3 +247,32 @@ def test_a_confirmed_receipt_pays_the_fee_plan_and_its_reversal_takes_it_back(wo
     rows = get(world, pid).fee_instalments
     assert all(not r.paid_amount for r in rows if r.kind == "guarantee_fee")
     assert ledger.balances(pid)["guarantee_fee"] == 0
+
+
+def test_the_daily_run_writes_the_regulatory_position_and_leverage_warns(world):
+    import dataclasses
+    from danbao.engines.regulatory import Limits, ratio
+    from danbao.engines.warnings import scan
+    from danbao.meta.model import SettingMeta
+    for amount in ("3000000", "2500000"):
+        world.records().assign(ENTITY, world.project(amount=amount, start_date="2026-06-01"), {"status": "guaranteeing"})
+    world.s.commit()
+    settings = dict(world.meta.settings, net_assets=SettingMeta("net_assets", Decimal("600000")))
+    small = dataclasses.replace(world.meta, settings=settings)          # a company with little capital
+    today = dt.date(2026, 12, 1)
+    assert daily_run(world.s, world.models, small, today)["position"]
+    t = world.models.table("regulatory_position")
+    (row,) = world.s.execute(sa.select(t)).all()
+    lim = Limits.of(small)
+    assert Decimal(str(row.outstanding)) == Decimal("5500000.00") and row.in_force_count == 2
+    assert Decimal(str(row.leverage)) == ratio(Decimal("5500000"), lim.net_assets).quantize(Decimal("0.0001"))
+    assert row.leverage_status == "near"                     # 9.17× ≥ 90 % of 10×
+    scan(world.s, world.models, world.meta, as_of=today)
+    warnings = world.models.system["danbao_warning"]
+    open_rules = {r for (r,) in world.s.execute(sa.select(warnings.c.rule).where(warnings.c.status == "open"))}
+    assert "leverage_near" in open_rules and "leverage_breach" not in open_rules
+    world.records().assign(ENTITY, world.project(amount="1000000", start_date="2026-06-01"), {"status": "guaranteeing"})
+    world.s.commit()
+    daily_run(world.s, world.models, small, today)
+    assert world.s.execute(sa.select(t.c.leverage_status)).scalar() == "breach"   # still one record, rewritten
+    assert world.s.execute(sa.select(sa.func.count()).select_from(t)).scalar() == 1

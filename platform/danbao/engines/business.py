@@ -231,7 +231,7 @@ def daily_run(session, models, meta: Meta, today) -> dict[str, int]:
     class follows the days overdue (never lowering a worse class set by an
     analyst), and every customer's exposure is refreshed. Each change goes
     through the record service (typed, audited); one commit at the end."""
-    from danbao.engines.regulatory import refresh_exposures
+    from danbao.engines.regulatory import dashboard, refresh_exposures, write_position
     from danbao.engines.workflow import SYSTEM_ACTOR
     name = meta.setting("project_entity")
     if not name or name not in meta.entities:
@@ -256,6 +256,8 @@ def daily_run(session, models, meta: Meta, today) -> dict[str, int]:
                 service.assign(name, project.id, {"risk_class": wanted})
                 counts["reclassified"] += 1
     counts["exposures"] = refresh_exposures(session, models, meta)
+    session.flush()
+    counts["position"] = write_position(service, dashboard(session, models, meta, today=today)) is not None
     session.commit()
     return counts
 

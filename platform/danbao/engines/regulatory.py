@@ -430,3 +430,39 @@ def application_flag(session, models, meta: Meta, project) -> str | None:
     if not problems:
         return None
     return ("；".join(p.zh for p in problems) + " / " + "; ".join(p.en for p in problems))[:500]
+
+
+# -- the company's position as a record, for warning rules and history ------------
+POSITION_CODE = "company"
+
+
+def position_values(board: Dashboard) -> dict:
+    """The dashboard's headline figures as the position record's field values."""
+    return {"as_of": board.as_of, "net_assets": board.limits.net_assets, "outstanding": board.outstanding,
+            "in_force_count": board.in_force_count,
+            "leverage": board.leverage.quantize(Decimal("0.0001"), ROUND_HALF_UP) if board.leverage is not None else None,
+            "leverage_limit": board.limits.leverage, "leverage_status": board.leverage_status,
+            "max_single_share": max((e.share for e in board.top_customers if e.share is not None), default=None),
+            "customers_over": board.customers_breach,
+            "max_group_share": max((g.share for g in board.top_groups if g.share is not None), default=None),
+            "groups_over": board.groups_breach, "compensation_rate": board.compensation_rate,
+            "loss_rate": board.loss_rate}
+
+
+def write_position(service, board: Dashboard) -> int | None:
+    """Rewrite the one position record (setting ``regulatory_position_entity``)
+    through the record service, so each day's change is audited and warning
+    rules on it stay open while a limit is near or over. Not committed."""
+    meta = service.meta
+    entity = meta.setting("regulatory_position_entity")
+    if not entity or entity not in meta.entities:
+        return None
+    em = meta.entity(entity)
+    values = {k: v for k, v in position_values(board).items() if em.has_field(k)}
+    cls = service.models.cls(entity)
+    found = service.session.query(cls.id).filter(cls.code == POSITION_CODE).first()
+    if found is None:
+        obj = service.create(entity, {"code": POSITION_CODE})
+        found = (obj.id,)
+    service.assign(entity, found[0], values)
+    return found[0]
