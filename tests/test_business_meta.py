@@ -1,4 +1,4 @@
-"""The guarantee business in metadata (docs/business-metadata.md): products, fee
+"""The guarantee business in metadata (metadata/BUSINESS.md): products, fee
 schemes, counter-guarantee kinds, ledger kinds and settings load into frozen
 Meta with exact Decimals, overlay across packs by key, become code lists, and
 every mistake is a pack error with file, line and code. Also the ``numbering``

@@ -1,5 +1,5 @@
 """The guarantee business in metadata: products, fee schemes, counter-guarantee
-kinds, ledger kinds and settings (docs/business-metadata.md); their checks and
+kinds, ledger kinds and settings (metadata/BUSINESS.md); their checks and
 their frozen form.
 
 Like scorecards and workflows, each item is judged once every pack is laid
