@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from danbao.engines.coerce import ID_LIMIT, FieldError, coerce_value, to_text
 from danbao.engines.numbering import format_number
+from danbao.engines.sequences import next_number
 from danbao.engines.users import user_exists
 from danbao.expr import ExprEvalError
 from danbao.meta.model import MONEY_SCALE, RATE_SCALE, EntityMeta, FieldMeta, Label
@@ -168,8 +169,7 @@ class RecordService:
     def _fill_numbers(self, em: EntityMeta, plan: dict, now) -> None:
         """Fields with a numbering rule left empty on create get the next number (DB-2026-00042)."""
         for f in em.column_fields:
-            if getattr(f, "numbering", None) and plan.get(f.name) in (None, ""):
-                from danbao.engines.sequences import next_number
+            if f.numbering and plan.get(f.name) in (None, ""):
                 plan[f.name] = format_number(f.numbering, now, lambda scope, f=f: next_number(
                     self.session, self.models.system["danbao_sequence"], f"{em.name}.{f.name}", scope))
 
@@ -273,7 +273,8 @@ class RecordService:
             return declared and result is not True
 
 
-        hidden = {n for s in em.sections if s.key in hidden_sections(self.meta, em, merged, today) for n in s.fields}
+        closed = hidden_sections(self.meta, em, merged, today)
+        hidden = {n for s in em.sections if s.key in closed for n in s.fields}
         for f in em.column_fields:
             if f.computed:
                 continue
@@ -284,7 +285,7 @@ class RecordService:
                     plan.pop(f.name)
                     merged[f.name] = getattr(obj, f.column_name) if obj is not None else None
                 continue
-            numbered_later = obj is None and getattr(f, "numbering", None)
+            numbered_later = obj is None and f.numbering
             if merged.get(f.name) is None and not numbered_later and (f.required or holds(f.name, "required_if")):
                 errors.setdefault(f.name, REQUIRED)
         for f in em.column_fields:
