@@ -27,10 +27,15 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+import sqlalchemy as sa
+
 from danbao.engines.actions import ActionContext, workflow_action
+from danbao.engines.fees import FeeError, schedule_lines
+from danbao.engines.projects import customer_of, in_force_statuses
 from danbao.engines.records import RecordService, ValidationFailed, register_save_hook
 from danbao.expr.functions import fn_add_months
 from danbao.meta.model import EntityMeta, Label, Meta, ProductMeta
+from danbao.model.system import LEDGER_TABLE
 
 RATE_STEP = Decimal("0.000001")
 CENT = Decimal("0.01")
@@ -44,10 +49,6 @@ def is_project(meta: Meta, em: EntityMeta) -> bool:
 
 def product_of(meta: Meta, project) -> ProductMeta | None:
     return meta.products.get(getattr(project, "product", None) or "")
-
-
-def in_force_statuses(meta: Meta) -> tuple[str, ...]:
-    return tuple(meta.setting("project_in_force_statuses", ("guaranteeing", "overdue")))
 
 
 # -- the save hook ------------------------------------------------------------
@@ -161,7 +162,6 @@ def generate_fee_schedule(ctx: ActionContext) -> None:
     The project's own (approved) fee rate, when set, replaces the product
     scheme's rate; a plan with money already received is never regenerated.
     """
-    from danbao.engines.fees import FeeError, schedule_lines
     from danbao.engines.workflow import Refused
     service, meta = ctx.records, ctx.records.meta
     em = meta.entity(ctx.entity)
@@ -196,18 +196,6 @@ def refresh_exposure(ctx: ActionContext) -> None:
     ctx.records.session.flush()
     refresh_exposures(ctx.records.session, ctx.records.models, ctx.records.meta,
                       only=customer_of(ctx.records.meta, project))
-
-
-def customer_of(meta: Meta, project) -> tuple[str, int] | None:
-    """(customer entity, id) named by the project's first customer reference that is set."""
-    em = meta.entity(meta.setting("project_entity"))
-    for name in meta.setting("project_customer_fields", ()):
-        if em.has_field(name):
-            f = em.field(name)
-            value = getattr(project, f.column_name, None)
-            if value is not None:
-                return f.target, value
-    return None
 
 
 # -- the daily run ------------------------------------------------------------
@@ -270,13 +258,12 @@ def settle_fee_plan(service: RecordService, project_id: int, ledger_kind: str, o
     that line kind (reversals included), so the plan always agrees with the
     ledger. Rows newly paid get ``paid_on``; returns what the plan could not
     take (a prepayment beyond it). Not committed."""
-    import sqlalchemy as sa
     meta = service.meta
     settles = meta.setting("ledger_settles", {}) or {}
     line_kind = settles.get(ledger_kind)
     entity = meta.setting("project_entity")
     em = meta.entity(entity)
-    ledger = service.models.system.get("danbao_ledger_entry")
+    ledger = service.models.system.get(LEDGER_TABLE)
     if not line_kind or not em.has_field("fee_instalments") or ledger is None:
         return Decimal(0)
     kinds = [k for k, line in settles.items() if line == line_kind]

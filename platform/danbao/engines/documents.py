@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from danbao.engines.projects import customer_fields, customer_of, project_em
 from danbao.engines.records import RecordService, register_save_hook
 from danbao.meta.model import DocumentRequirement, EntityMeta, Label, Meta
 from danbao.model.system import ATTACHMENT_TABLE, DOCUMENT_TAG_TABLE
@@ -103,12 +104,7 @@ def taggable_entities(meta: Meta) -> set[str]:
     project = meta.setting("project_entity")
     if not project or project not in meta.entities:
         return set()
-    em = meta.entity(project)
-    out = {project}
-    for name in meta.setting("project_customer_fields", ()) or ():
-        if em.has_field(name) and em.field(name).type == "reference" and em.field(name).target in meta.entities:
-            out.add(em.field(name).target)
-    return out
+    return {project} | {f.target for f in customer_fields(meta)}
 
 
 # -- tags ----------------------------------------------------------------------------------------
@@ -161,25 +157,6 @@ def tag_of(session, models, attachment_id: int) -> str | None:
 
 
 # -- a project's documents -------------------------------------------------------------------------
-def project_em(meta: Meta) -> EntityMeta | None:
-    name = meta.setting("project_entity")
-    return meta.entity(name) if name and name in meta.entities else None
-
-
-def customer_of(meta: Meta, project) -> tuple[str, int] | None:
-    """(entity, id) of the project's customer: the first field of ``project_customer_fields`` that is set."""
-    em = project_em(meta)
-    if em is None:
-        return None
-    for name in meta.setting("project_customer_fields", ()) or ():
-        if em.has_field(name) and em.field(name).type == "reference":
-            f = em.field(name)
-            value = getattr(project, f.column_name, None)
-            if value is not None:
-                return f.target, value
-    return None
-
-
 def _record_files(session, models, meta: Meta, records: list[tuple[str, int]]) -> dict[str, list[DocumentFile]]:
     """code -> live files of these records that are that document (by tag, or by a field named like the code)."""
     if not records:
@@ -304,8 +281,7 @@ def projects_of(session, models, meta: Meta, entity: str, record_id: int) -> lis
     if entity == em.name:
         return [record_id]
     table = models.table(em.name)
-    columns = [table.c[em.field(n).column_name] for n in meta.setting("project_customer_fields", ()) or ()
-               if em.has_field(n) and em.field(n).type == "reference" and em.field(n).target == entity]
+    columns = [table.c[f.column_name] for f in customer_fields(meta) if f.target == entity]
     if not columns:
         return []
     return list(session.execute(sa.select(table.c.id).where(sa.or_(*[c == record_id for c in columns]))

@@ -15,8 +15,8 @@ from decimal import Decimal, InvalidOperation
 import sqlalchemy as sa
 
 from danbao.meta.model import EntityMeta, Meta
+from danbao.model.system import AUDIT_TABLE
 
-AUDIT_TABLE = "danbao_audit"
 #: the project's children field holding counter-guarantees, and the value field on them
 COUNTER_GUARANTEES = "counter_guarantees"
 APPRAISED_VALUE = "appraised_value"

@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from danbao.engines.coerce import CONTROL_CHARS
+from danbao.engines.projects import customer_of
 from danbao.engines.records import NotFound
 from danbao.engines.transactions import all_or_nothing
 from danbao.engines.users import USER_TABLE, role_names
@@ -94,6 +95,19 @@ def assignees(value) -> Assignees:
     if isinstance(value, Mapping):
         return Assignees(roles=tuple(value.get("roles") or ()), fields=tuple(value.get("fields") or ()))
     return Assignees()
+
+
+def named_for(meta: Meta, step: str, user_id: int | None, roles: set[str], project) -> bool:
+    """Whether the settings name this user for ``step`` (make / check / confirm) on
+    ``project`` (a row or a record): by one of their roles, or as one of its user fields."""
+    if user_id is None:
+        return False
+    who = assignees(meta.setting(ROLES[step]))
+    if roles & set(who.roles):
+        return True
+    em = meta.entity(meta.setting("project_entity"))
+    return any(em.has_field(name) and em.field(name).type == "user"
+               and getattr(project, em.field(name).column_name, None) == user_id for name in who.fields)
 
 
 class LedgerService:
@@ -370,15 +384,7 @@ class LedgerService:
                            f"You may not {act.en} ledger entries of this project")
 
     def _allowed(self, user_id: int, roles: set[str], step: str, project) -> bool:
-        who = assignees(self.meta.setting(ROLES[step]))
-        if roles & set(who.roles):
-            return True
-        row = project._mapping
-        for name in who.fields:
-            if self.em.has_field(name) and self.em.field(name).type == "user" \
-                    and row.get(self.em.field(name).column_name) == user_id:
-                return True
-        return False
+        return named_for(self.meta, step, user_id, roles, project)
 
     def _active(self, user_id) -> bool:
         if type(user_id) is not int:
@@ -423,13 +429,7 @@ class LedgerService:
             raise _conflict()
 
     def _customer(self, project) -> tuple[str | None, int | None]:
-        row = project._mapping
-        for name in self.meta.setting("project_customer_fields") or ():
-            if self.em.has_field(name) and self.em.field(name).type == "reference":
-                f = self.em.field(name)
-                if row.get(f.column_name) is not None:
-                    return f.target, row[f.column_name]
-        return None, None
+        return customer_of(self.meta, project) or (None, None)
 
     def _column(self, field: str) -> str:
         return self.em.field(field).column_name

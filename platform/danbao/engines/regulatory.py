@@ -24,12 +24,13 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 
+from danbao.engines.projects import customer_fields, customer_of, in_force_statuses
 from danbao.engines.query import record_titles
 from danbao.meta.model import Label, Meta
+from danbao.model.system import LEDGER_TABLE
 
 RATE_STEP = Decimal("0.000001")
 OK, NEAR, BREACH = "ok", "near", "breach"
-LEDGER_TABLE = "danbao_ledger_entry"
 
 
 @dataclass(frozen=True)
@@ -114,22 +115,22 @@ def _project(models, meta: Meta):
     return em, models.table(em.name)
 
 
-def _in_force(meta: Meta) -> tuple[str, ...]:
-    return tuple(meta.setting("project_in_force_statuses", ("guaranteeing", "overdue")))
-
-
-def customer_exposures(session, models, meta: Meta, *, exclude_project: int | None = None
-                       ) -> dict[tuple[str, int], Decimal]:
-    """Outstanding amount per (customer entity, id), over projects in force (one grouped pass)."""
+def customer_exposures(session, models, meta: Meta, *, exclude_project: int | None = None,
+                       customers: set[tuple[str, int]] | None = None) -> dict[tuple[str, int], Decimal]:
+    """Outstanding amount per (customer entity, id), over projects in force (one grouped pass);
+    with ``customers``, only theirs (read through the customer reference indexes)."""
     em, t = _project(models, meta)
-    fields = [em.field(n) for n in meta.setting("project_customer_fields", ()) if em.has_field(n)]
+    fields = customer_fields(meta)
     if not fields:
         return {}
     cols = [_whole_table(session, t.c[f.column_name]) for f in fields]
     status = _whole_table(session, t.c.status)
-    query = sa.select(*cols, sa.func.sum(t.c.amount)).where(status.in_(_in_force(meta))).group_by(*cols)
+    query = sa.select(*cols, sa.func.sum(t.c.amount)).where(status.in_(in_force_statuses(meta))).group_by(*cols)
     if exclude_project is not None:
         query = query.where(t.c.id != exclude_project)
+    if customers is not None:
+        query = query.where(sa.or_(sa.false(), *(
+            t.c[f.column_name].in_(sorted(i for e, i in customers if e == f.target)) for f in fields)))
     result: dict[tuple[str, int], Decimal] = {}
     for row in session.execute(query):
         amount = Decimal(row[-1] or 0)
@@ -203,7 +204,7 @@ def dashboard(session, models, meta: Meta, *, today: dt.date | None = None, top:
     today = today or dt.date.today()
     lim = Limits.of(meta)
     em, t = _project(models, meta)
-    in_force = set(_in_force(meta))
+    in_force = set(in_force_statuses(meta))
     cells = _cells(session, em, t)                       # one grouped pass: status × product × class
     count = sum(n for (status, _, _), (n, _) in cells.items() if status in in_force)
     outstanding = sum((a for (status, _, _), (_, a) in cells.items() if status in in_force), Decimal(0))
@@ -275,33 +276,6 @@ def _breakdown(cells, position: int, statuses=None) -> list[tuple[str, int, Deci
     return [(k, n, a) for k, (n, a) in sorted(out.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
 
 
-def ledger_totals(session, models, meta: Meta, *, since: dt.date | None = None,
-                  until: dt.date | None = None) -> dict[str, Decimal]:
-    """Each balance moved by confirmed entries booked in [since, until] (all time without bounds)."""
-    table = models.system.get(LEDGER_TABLE)
-    totals = {b: Decimal("0.00") for b in _balances()}
-    if table is None:
-        return totals
-    query = (sa.select(table.c.kind, sa.func.sum(table.c.amount * table.c.direction))
-             .where(table.c.state == "confirmed").group_by(table.c.kind))
-    if since is not None:
-        query = query.where(table.c.booked_on >= since)
-    if until is not None:
-        query = query.where(table.c.booked_on <= until)
-    for kind, amount in session.execute(query):
-        km = meta.ledger_kinds.get(kind)
-        if km is None or amount is None:
-            continue
-        for balance, sign in km.effects.items():
-            totals[balance] = totals.get(balance, Decimal(0)) + Decimal(amount) * sign
-    return totals
-
-
-def _balances():
-    from danbao.meta.model import LEDGER_BALANCES
-    return LEDGER_BALANCES
-
-
 def _ledger_ratios(session, models, meta: Meta, board: Dashboard, today: dt.date) -> None:
     """代偿率 for the year and 代偿损失率 over all time, from confirmed entries (one grouped query)."""
     table = models.system.get(LEDGER_TABLE)
@@ -351,9 +325,7 @@ def refresh_exposures(session, models, meta: Meta, *, only: tuple[str, int] | No
     groups = related_groups(session, models, meta) if corporate else {}
     group_amount = {members: amount for members, amount in _group_totals(exposures, groups, corporate)} \
         if corporate else {}
-    targets = {t for t in (meta.entity(meta.setting("project_entity")).field(n).target
-                           for n in meta.setting("project_customer_fields", ())
-                           if meta.entity(meta.setting("project_entity")).has_field(n))}
+    targets = {f.target for f in customer_fields(meta)}
     changed = 0
     for entity in targets:
         em = meta.entity(entity)
@@ -399,10 +371,9 @@ def application_flag(session, models, meta: Meta, project) -> str | None:
     lim = Limits.of(meta)
     if not lim.net_assets:
         return None
-    from danbao.engines.business import customer_of
     amount = Decimal(project.amount)
     em, t = _project(models, meta)
-    query = sa.select(sa.func.coalesce(sa.func.sum(t.c.amount), 0)).where(t.c.status.in_(_in_force(meta)))
+    query = sa.select(sa.func.coalesce(sa.func.sum(t.c.amount), 0)).where(t.c.status.in_(in_force_statuses(meta)))
     if project.id is not None:
         query = query.where(t.c.id != project.id)
     outstanding = Decimal(session.execute(query).scalar())
@@ -413,20 +384,20 @@ def application_flag(session, models, meta: Meta, project) -> str | None:
                               f"leverage would reach {leverage:.2f}× (limit {lim.leverage}×)"))
     customer = customer_of(meta, project)
     if customer is not None:
-        exposures = customer_exposures(session, models, meta, exclude_project=project.id)
+        corporate = _corporate_entity(meta)
+        members = related_groups(session, models, meta).get(customer[1]) if customer[0] == corporate else None
+        wanted = {customer} | {(corporate, m) for m in members or ()}
+        exposures = customer_exposures(session, models, meta, exclude_project=project.id, customers=wanted)
         single = ratio(exposures.get(customer, Decimal(0)) + amount, lim.net_assets)
         if single is not None and single > lim.single:
             problems.append(Label(f"单一客户集中度将达 {single:.2%}（上限 {lim.single:.0%}）",
                                   f"single-customer concentration would reach {single:.2%} (limit {lim.single:.0%})"))
-        corporate = _corporate_entity(meta)
-        if customer[0] == corporate:
-            members = related_groups(session, models, meta).get(customer[1])
-            if members:
-                group = sum((exposures.get((corporate, m), Decimal(0)) for m in members), Decimal(0)) + amount
-                share = ratio(group, lim.net_assets)
-                if share is not None and share > lim.group:
-                    problems.append(Label(f"关联集团集中度将达 {share:.2%}（上限 {lim.group:.0%}）",
-                                          f"related-group concentration would reach {share:.2%} (limit {lim.group:.0%})"))
+        if members:                                   # a company in a related group
+            group = sum((exposures.get((corporate, m), Decimal(0)) for m in members), Decimal(0)) + amount
+            share = ratio(group, lim.net_assets)
+            if share is not None and share > lim.group:
+                problems.append(Label(f"关联集团集中度将达 {share:.2%}（上限 {lim.group:.0%}）",
+                                      f"related-group concentration would reach {share:.2%} (limit {lim.group:.0%})"))
     if not problems:
         return None
     return ("；".join(p.zh for p in problems) + " / " + "; ".join(p.en for p in problems))[:500]

@@ -22,7 +22,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import SQLAlchemyError
 
 from danbao.config import local_tz
-from danbao.engines.ledger import (BALANCE_LABELS, ROLES, STATE_LABELS, LedgerRefused, LedgerService,
+from danbao.engines.ledger import (BALANCE_LABELS, ROLES, STATE_LABELS, LedgerRefused, LedgerService, named_for,
                                    assignees)
 from danbao.engines.query import record_titles
 from danbao.engines.records import Actor, NotFound
@@ -96,21 +96,9 @@ def state_label(code: str) -> Label:
 # -- who may (the buttons only: the engine decides) ------------------------------------------
 def steps_for(meta: Meta, user_id: int | None, roles: set[str], project) -> set[str]:
     """The steps (make / check / confirm) the user is named for on ``project`` (a row or a record)."""
-    out = set()
-    if project is None or user_id is None:
-        return out
-    em = meta.entity(meta.setting("project_entity"))
-    for step, setting in ROLES.items():
-        who = assignees(meta.setting(setting))
-        if roles & set(who.roles):
-            out.add(step)
-            continue
-        for name in who.fields:
-            if em.has_field(name) and em.field(name).type == "user" \
-                    and getattr(project, em.field(name).column_name, None) == user_id:
-                out.add(step)
-                break
-    return out
+    if project is None:
+        return set()
+    return {step for step in ROLES if named_for(meta, step, user_id, roles, project)}
 
 
 def entry_actions(entry, steps: set[str], user_id: int | None, reversed_by: int | None) -> list[str]:

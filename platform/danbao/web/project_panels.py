@@ -15,7 +15,8 @@ from decimal import Decimal
 
 from flask import current_app
 
-from danbao.engines.documents import customer_of, document_status
+from danbao.engines.documents import document_status
+from danbao.engines.projects import customer_of
 from danbao.engines.history import revaluations
 from danbao.meta.model import FeeSchemeMeta, ProductMeta
 from danbao.web.i18n import current_lang
