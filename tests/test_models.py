@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from decimal import Decimal
 
 import pytest
@@ -267,9 +266,5 @@ def test_build_speed():
         fields.append(field("other", "reference", target=f"e{(i * 7) % 300}"))
         ents.append(entity(f"e{i}", *fields))
     m = meta(*ents)
-    start = time.perf_counter()
-    models = build_models(m)
-    elapsed = time.perf_counter() - start
-    print(f"build 300x30: {elapsed:.3f}s")
+    models = build_models(m)     # its time: bench/boot.py (per-entity growth), not a timed test
     assert len(models.classes) == 300
-    assert elapsed < 8  # a guard against accidental quadratic work, not the target
