@@ -94,9 +94,10 @@ class LedgerWorld(WfWorld):
         return self.s.execute(sa.select(self.table).where(self.table.c.id == entry_id)).first()
 
     def book(self, project: int, kind_code: str, amount, *, maker="pm", checker="fin", confirmer="boss",
-             **kw) -> int:
-        """An entry made, checked and confirmed (stopping early when checker/confirmer is None)."""
-        ledger = self.ledger()
+             meta=None, **kw) -> int:
+        """An entry made, checked and confirmed (stopping early when checker/confirmer is None),
+        under ``meta`` (default: the test's ledger kinds)."""
+        ledger = self.ledger(meta=meta)
         e = ledger.make(project, kind_code, D(amount), self.actor(maker), **kw)
         if checker:
             ledger.check(e, self.actor(checker))
@@ -104,6 +105,6 @@ class LedgerWorld(WfWorld):
                 ledger.confirm(e, self.actor(confirmer))
         return e
 
-    def balance(self, project: int, name: str = "deposit_held") -> D:
+    def balance(self, project: int, name: str = "deposit_held", meta=None) -> D:
         self.s.commit()
-        return self.ledger().balances(project)[name]
+        return self.ledger(meta=meta).balances(project)[name]

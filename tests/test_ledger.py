@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import re
 import threading
 from decimal import Decimal as D
 
@@ -19,8 +21,8 @@ from danbao.checks import resident_id_check_char
 from danbao.engines.ledger import LedgerRefused, LedgerService
 from danbao.engines.records import Actor, NotFound
 from danbao.meta.model import LEDGER_BALANCES, SettingMeta
-from ledgerhelpers import KINDS, SETTINGS, LedgerWorld, ledger_meta
-from wfhelpers import ENTITY
+from ledgerhelpers import KINDS, SETTINGS, LedgerWorld, kind, ledger_meta
+from wfhelpers import ENTITY, make_uscc
 
 ZERO = D("0.00")
 
@@ -585,6 +587,157 @@ def test_random_sequences_keep_balances_equal_to_confirmed_entries(shared_world,
         rows = {r.id: r for r in world.ledger().entries(p)}
         assert {e: (r.state, r.direction, r.amount) for e, r in rows.items()} == \
             {e: (x["state"], x["direction"], x["amount"]) for e, x in entries.items()}
+
+
+# -- effects pinned when an entry is made -------------------------------------------------------------
+def _kinds_with(**changed) -> dict:
+    """The test's kinds with some replaced (code=LedgerKindMeta) or removed (code=None)."""
+    out = {**KINDS, **{code: k for code, k in changed.items() if k is not None}}
+    return {code: k for code, k in out.items() if changed.get(code, k) is not None}
+
+
+def test_an_entry_keeps_the_effects_of_its_kind_as_made(world):
+    p = world.project(status="guaranteeing")
+    e = world.book(p, "loan_drawn", "1000.00")
+    assert json.loads(world.entry(e).effects) == {"loan_outstanding": 1, "guarantee_outstanding": 1}
+    r = world.ledger().reverse(e, world.actor("fin"), "录错")
+    assert (world.entry(r).effects, world.entry(r).direction) == (world.entry(e).effects, -1)
+
+
+def test_changing_a_kinds_effects_changes_only_new_entries(world):
+    """deposit_received once held the deposit; edited to count as guarantee fee,
+    the old entry still holds it (and still caps refunds and reversals)."""
+    p = world.project(status="guaranteeing")
+    old = world.book(p, "deposit_received", "100.00")
+    before = world.ledger().balances(p)
+    edited = ledger_meta(world.meta, kinds=_kinds_with(deposit_received=kind("deposit_received", {"guarantee_fee": 1})))
+    assert world.ledger(meta=edited).balances(p) == before                      # history is not rewritten
+    new = world.book(p, "deposit_received", "30.00", meta=edited)
+    assert json.loads(world.entry(new).effects) == {"guarantee_fee": 1}
+    after = world.ledger(meta=edited).balances(p)
+    assert (after["deposit_held"], after["guarantee_fee"]) == (D("100.00"), D("30.00"))
+    assert world.ledger().balances(p) == after                                   # whatever the metadata says now
+    # the refund cap reads the pinned deposit: 100 held, not 0 nor 130
+    refused("invalid", world.ledger(meta=edited).make, p, "deposit_refunded", D("100.01"), world.actor("fin"))
+    world.book(p, "deposit_refunded", "60.00", meta=edited)
+    # reversing the old receipt would take the (pinned) deposit held below zero
+    before_rows = world.rows()
+    err = refused("invalid", world.ledger(meta=edited).reverse, old, world.actor("fin"), "x")
+    assert "below zero" in err.message.en
+    assert world.rows() == before_rows
+    # reversing the new one undoes exactly what it did
+    r = world.book(p, "deposit_received", "30.00", meta=edited, maker="fin", checker="fin2",
+                   reverses_id=new, note="冲销")
+    assert json.loads(world.entry(r).effects) == {"guarantee_fee": 1}
+    final = world.ledger(meta=edited).balances(p)
+    assert (final["deposit_held"], final["guarantee_fee"]) == (D("40.00"), ZERO)
+
+
+def test_a_removed_kind_keeps_counting(world):
+    corp = world.customer()
+    p = world.project(status="guaranteeing", customer=corp)
+    world.book(p, "loan_drawn", "1000.00")
+    world.book(p, "recovery", "300.00")
+    pending = world.book(p, "recovery", "7.00", confirmer=None)
+    before = world.ledger().balances(p)
+    gone = ledger_meta(world.meta, kinds=_kinds_with(recovery=None))
+    ledger = world.ledger(meta=gone)
+    assert ledger.balances(p) == before and before["recovered"] == D("300.00")
+    assert ledger.customer_balances("corporate_customer", corp)["recovered"] == D("300.00")
+    assert [r.kind for r in ledger.entries(p)] == ["loan_drawn", "recovery", "recovery"]
+    # it can no longer be booked, confirmed or reversed, but a pending one can be rejected
+    refused("invalid", ledger.make, p, "recovery", D("1.00"), world.actor("fin"))
+    refused("invalid", ledger.confirm, pending, world.actor("boss"))
+    ledger.reject(pending, world.actor("boss"), "该类型已停用")
+    assert world.ledger(meta=gone).balances(p) == before
+
+
+def test_an_entry_without_pinned_effects_counts_with_its_kinds_or_is_refused(world):
+    """A row from before effects were pinned (written by an older process) counts
+    with its kind's current effects; if the kind is gone, balances are refused,
+    naming it, rather than computed without it."""
+    p = world.project(status="guaranteeing")
+    e = world.book(p, "recovery", "300.00")
+    world.book(p, "recovery", "5.00")
+    with world.engine.begin() as conn:
+        conn.execute(world.table.update().values(effects=None))
+    assert world.balance(p, "recovered") == D("305.00")
+    edited = ledger_meta(world.meta, kinds=_kinds_with(recovery=kind("recovery", {"written_off": 1})))
+    assert world.balance(p, "written_off", meta=edited) == D("305.00")
+    err = refused("state", world.ledger(meta=ledger_meta(world.meta, kinds=_kinds_with(recovery=None))).balances, p)
+    assert "recovery" in err.message.zh and "2 " in err.message.en
+    # a reversal of an unpinned entry pins the effects it counted with
+    r = world.book(p, "recovery", "300.00", maker="fin", checker="fin2", reverses_id=e, note="冲销")
+    assert json.loads(world.entry(r).effects) == {"recovered": 1}
+    assert world.balance(p, "recovered") == D("5.00")
+
+
+def test_the_dashboard_figures_use_the_pinned_effects(world):
+    from danbao.engines.regulatory import dashboard
+    p = world.project(status="guaranteeing")
+    world.book(p, "loan_drawn", "1000.00")
+    world.book(p, "compensation", "400.00")
+    world.book(p, "recovery", "100.00")
+    world.s.commit()
+    today = world.clock().date()
+    board = dashboard(world.s, world.models, world.lmeta, today=today)
+    figures = (board.compensation_total, board.recovered_total, board.compensation_in_year)
+    assert figures == (D("400.00"), D("100.00"), D("400.00"))
+    for kinds in (_kinds_with(compensation=None, recovery=None),
+                  _kinds_with(compensation=kind("compensation", {"recovered": 1}))):
+        other = dashboard(world.s, world.models, ledger_meta(world.meta, kinds=kinds), today=today)
+        assert (other.compensation_total, other.recovered_total, other.compensation_in_year) == figures
+
+
+def test_the_ledger_screen_and_api_list_entries_of_a_removed_kind(database_url, tmp_path):
+    """A kind with entries removed from the metadata: the project page and the
+    API still show them (under their code) and count them in the balances."""
+    from danbao.app import create_app
+    from danbao.engines.records import RecordService
+    from webfixtures import add_user, jwt, login, make_app
+    from wfapifixtures import dispose
+    app = make_app(database_url, tmp_path / "one")
+    try:
+        ids = {name: add_user(app, name, role) for name, role in
+               (("pm", "project_manager"), ("risk", "risk_officer"), ("fin", "finance"), ("audit", "auditor"))}
+        rt = app.extensions["danbao"]
+        with app.app_context():
+            svc = RecordService(rt.models, rt.session, Actor(ids["pm"], "pm"))
+            corp = svc.create("corporate_customer", {"name": "停用类型企业", "uscc": make_uscc(77001)})
+            pid = svc.create(ENTITY, {"project_no": "RM-0001", "name": "停用类型项目", "customer_kind": "corporate",
+                                      "corporate_customer": corp.id, "amount": "5000000", "term_months": 12,
+                                      "status": "guaranteeing", "a_manager": ids["pm"]}).id
+            rt.session.commit()
+            ledger = LedgerService(rt.session, rt.models, rt.meta)
+            e = ledger.make(pid, "deposit_received", D("800.00"), Actor(ids["pm"], "pm"))
+            ledger.check(e, Actor(ids["risk"], "risk"))
+            ledger.confirm(e, Actor(ids["fin"], "fin"))
+            rt.session.commit()
+            meta = rt.meta
+            settings = rt.settings
+    finally:
+        dispose(app)
+    kinds = {code: k for code, k in meta.ledger_kinds.items() if code != "deposit_received"}
+    settings.instance_dir = tmp_path / "two"
+    app = create_app(settings, meta=dataclasses.replace(meta, ledger_kinds=kinds))
+    try:
+        client = app.test_client()
+        resp = client.get(f"/api/v1/{ENTITY}/{pid}/ledger", headers=jwt(client, "audit"))
+        assert resp.status_code == 200, resp.data
+        data = resp.get_json()
+        [entry] = data["entries"]
+        assert (entry["id"], entry["kind"], entry["kind_label"], entry["amount"]) == \
+            (e, "deposit_received", "deposit_received", "800.00")
+        assert {b["code"]: b["amount"] for b in data["balances"]}["deposit_held"] == "800.00"
+        one = client.post(f"/api/v1/ledger/{e}/reverse", json={"reason": "x"}, headers=jwt(client, "pm"))
+        assert one.status_code == 422 and "deposit_received" in one.get_json()["message"]
+        page = login(app.test_client(), "pm").get(f"/e/{ENTITY}/{pid}")
+        assert page.status_code == 200
+        row = re.search(rf'<tr data-entry="{e}".*?</tr>', page.text, re.S).group(0)
+        assert "deposit_received" in row and 'data-action="reverse"' not in row
+        assert 'data-balance="deposit_held">800.00<' in page.text
+    finally:
+        dispose(app)
 
 
 # -- several people at once (PostgreSQL) ------------------------------------------------------------------

@@ -652,3 +652,73 @@ def test_start_up_skips_the_diff_when_the_recorded_schema_matches(database_url):
         conn.execute(sa.text("DROP TABLE thing"))
     assert [op.kind for op in ensure_schema(engine, models).applied] == ["create_table"]
     engine.dispose()
+
+
+# -- the ledger's pinned effects on an old database ------------------------------------------
+
+def _old_ledger(database_url):
+    """A ledger database as an older build left it: entries, but no ``effects``
+    column (and a recorded schema that is not the current one)."""
+    from decimal import Decimal as D
+    from ledgerhelpers import LedgerWorld
+    world = LedgerWorld(database_url)
+    p = world.project(status="guaranteeing")
+    world.book(p, "deposit_received", "100.00")
+    world.book(p, "deposit_refunded", "30.00")
+    drawn = world.book(p, "loan_drawn", "1000.00")
+    world.book(p, "recovery", "5.00")
+    world.book(p, "recovery", "7.00", confirmer=None)
+    world.ledger().reverse(drawn, world.actor("fin"), "录错")
+    world.s.commit()
+    before = world.ledger().balances(p)
+    assert before["deposit_held"] == D("70.00") and before["recovered"] == D("5.00")
+    world.s.close()
+    with world.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE danbao_ledger_entry DROP COLUMN effects")
+        conn.exec_driver_sql("UPDATE danbao_schema_state SET digest = 'an older build'")
+    return world, p, before
+
+
+def test_an_old_ledger_gets_its_entries_effects_pinned(database_url):
+    from ledgerhelpers import KINDS
+    from danbao.model.system import LEDGER_TABLE, ledger_effects_text
+    world, p, before = _old_ledger(database_url)
+    try:
+        models = build_models(world.lmeta)
+        plan = plan_migration(world.engine, models)
+        assert kinds(plan) == [("add_system_column", LEDGER_TABLE, "effects", SAFE)]
+        apply_migration(world.engine, plan)
+        entries = rows(world.engine, LEDGER_TABLE)
+        assert len(entries) == 6
+        assert all(e["effects"] == ledger_effects_text(KINDS[e["kind"]].effects) for e in entries)
+        assert world.ledger().balances(p) == before
+        assert plan_migration(world.engine, models).is_empty
+    finally:
+        world.close()
+
+
+def test_an_old_ledger_with_entries_of_a_removed_kind_is_refused(database_url):
+    """Entries of a kind the metadata no longer declares have no effects to be
+    given: the upgrade (and so the app's start) is refused, naming the kind and
+    how many entries, and changes nothing; declared again, the kind's entries
+    are pinned and it can then be removed without losing them."""
+    from ledgerhelpers import KINDS, ledger_meta
+    from danbao.model.system import LEDGER_TABLE
+    world, p, before = _old_ledger(database_url)
+    try:
+        without = ledger_meta(world.meta, kinds={c: k for c, k in KINDS.items() if c != "recovery"})
+        models = build_models(without)
+        schema, data = schema_of(world.engine), rows(world.engine, LEDGER_TABLE)
+        plan = plan_migration(world.engine, models)
+        assert kinds(plan) == [("add_system_column", LEDGER_TABLE, "effects", SAFE)]
+        for attempt in (lambda: apply_migration(world.engine, plan), lambda: ensure_schema(world.engine, models)):
+            with pytest.raises(MigrationRefused) as err:
+                attempt()
+            [message] = err.value.labels
+            assert "“recovery”" in message.zh and "2 条" in message.zh
+            assert "'recovery'" in message.en and "2 entries" in message.en
+            assert schema_of(world.engine) == schema and rows(world.engine, LEDGER_TABLE) == data
+        ensure_schema(world.engine, build_models(world.lmeta))          # declared again: pinned
+        assert world.ledger(meta=without).balances(p) == before         # then removing it loses nothing
+    finally:
+        world.close()

@@ -217,8 +217,10 @@ def class_by_days(meta: Meta, days_overdue: int) -> str:
 def daily_run(session, models, meta: Meta, today) -> dict[str, int]:
     """Once a day: projects past their due date become overdue, their five-level
     class follows the days overdue (never lowering a worse class set by an
-    analyst), and every customer's exposure is refreshed. Each change goes
+    analyst), open applications' missing documents are rechecked, and every
+    customer's exposure is refreshed. Each change goes
     through the record service (typed, audited); one commit at the end."""
+    from danbao.engines.documents import refresh_all_projects
     from danbao.engines.regulatory import dashboard, refresh_exposures, write_position
     from danbao.engines.workflow import SYSTEM_ACTOR
     name = meta.setting("project_entity")
@@ -243,6 +245,9 @@ def daily_run(session, models, meta: Meta, today) -> dict[str, int]:
             if current in RISK_ORDER and RISK_ORDER.index(wanted) > RISK_ORDER.index(current):
                 service.assign(name, project.id, {"risk_class": wanted})
                 counts["reclassified"] += 1
+    statuses = meta.setting("documents_open_statuses", None)
+    if statuses:
+        counts["documents"] = refresh_all_projects(service, tuple(statuses))
     counts["exposures"] = refresh_exposures(session, models, meta)
     session.flush()
     counts["position"] = write_position(service, dashboard(session, models, meta, today=today)) is not None
@@ -287,7 +292,7 @@ def settle_fee_plan(service: RecordService, project_id: int, ledger_kind: str, o
         payload = []
         for r in project.fee_instalments:
             row = {"id": r.id, **{f.name: getattr(r, f.column_name) for f in child_em.column_fields
-                                  if not f.computed and not f.readonly}}
+                                  if not f.computed}}
             if r.id in changed:
                 row["paid_amount"], row["paid_on"] = changed[r.id]
             payload.append(row)

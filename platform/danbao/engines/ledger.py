@@ -6,6 +6,14 @@ confirmed entries count. Each kind of entry (``ledger_kinds`` in the packs)
 says which balances it moves: a balance is Σ amount × direction × effect over
 the project's confirmed entries.
 
+An entry's effects are pinned in its row when it is made (a reversal takes
+those of the entry it reverses), so editing a kind in the metadata changes
+only new entries, and removing a kind leaves its entries counting as before.
+Rows from before effects were pinned are given them by the migration that
+adds the column (model/system.py); one still without them (written by an
+older process after that) counts with its kind's current effects, and if the
+kind is gone the balance is refused rather than computed without it.
+
 Rules that hold whatever the metadata says:
 
 * maker, checker and confirmer are three different people, each allowed by the
@@ -39,8 +47,11 @@ No Flask here; the web layer maps ``LedgerRefused.kind`` to pages and HTTP codes
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -51,7 +62,7 @@ from danbao.engines.records import NotFound
 from danbao.engines.transactions import all_or_nothing
 from danbao.engines.users import USER_TABLE, role_names
 from danbao.meta.model import LEDGER_BALANCES, Assignees, Label, LedgerKindMeta, Meta
-from danbao.model.system import LEDGER_TABLE
+from danbao.model.system import LEDGER_TABLE, ledger_effects_text, unpinned_ledger_refusal
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -86,6 +97,24 @@ class LedgerRefused(Exception):
 
 def _refused(kind: str, zh: str, en: str) -> LedgerRefused:
     return LedgerRefused(Label(zh, en), kind)
+
+
+def entry_effects(meta: Meta, kind: str, pinned: str | None, count: int = 1) -> Mapping[str, int]:
+    """The balances an entry moves (balance -> +1/-1): those pinned in its row
+    (``effects``); for a row without them, its kind's current ones. Such a
+    row of a kind the metadata no longer declares is refused (naming the kind
+    and ``count`` entries), never counted as moving nothing."""
+    if pinned is not None:
+        return _decoded(pinned)
+    km = meta.ledger_kinds.get(kind)
+    if km is None:
+        raise LedgerRefused(unpinned_ledger_refusal(kind, count), "state")
+    return km.effects
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(text: str) -> Mapping[str, int]:
+    return MappingProxyType({str(balance): int(sign) for balance, sign in json.loads(text).items()})
 
 
 def assignees(value) -> Assignees:
@@ -139,8 +168,9 @@ class LedgerService:
         direction = 1 if reverses_id is None else -1
         now = self.clock()
         with self._transaction():
+            effects = km.effects
             if reverses_id is not None:
-                self._check_reversible(reverses_id, project_id, kind, amount)
+                effects = self._effects(self._check_reversible(reverses_id, project_id, kind, amount))
             self._may(actor, "make", self._project(project_id))
             project = self._lock(project_id)
             self._check_status(km, project)
@@ -148,13 +178,14 @@ class LedgerService:
             try:
                 entry_id = self.session.execute(self.table.insert().values(
                     project_entity=self.project_entity, project_id=project_id, customer_entity=customer_entity,
-                    customer_id=customer_id, kind=km.code, amount=amount, direction=direction, state="made",
+                    customer_id=customer_id, kind=km.code, amount=amount, direction=direction,
+                    effects=ledger_effects_text(effects), state="made",
                     booked_on=booked_on, note=note, made_by_id=actor.user_id, made_at=now,
                     reverses_id=reverses_id, meta_version=self.meta.version[:200], lock_version=0)
                     .returning(self.table.c.id)).scalar_one()
             except IntegrityError:
                 raise _already_reversed("conflict") from None
-            self._check_limits(km, project_id, amount, direction, exclude=entry_id)
+            self._check_limits(km, effects, project_id, amount, direction, exclude=entry_id)
         return entry_id
 
     def check(self, entry_id: int, actor, *, lock_version: int | None = None) -> None:
@@ -177,7 +208,8 @@ class LedgerService:
             project = self._lock(entry.project_id)
             self._cas(entry, state="confirmed", confirmed_by_id=actor.user_id, confirmed_at=self.clock())
             self._check_status(km, project)
-            self._check_limits(km, entry.project_id, entry.amount, entry.direction, exclude=entry.id)
+            self._check_limits(km, self._effects(entry), entry.project_id, entry.amount, entry.direction,
+                               exclude=entry.id)
             self._settle(entry, actor)
 
     def _settle(self, entry, actor) -> None:
@@ -202,9 +234,9 @@ class LedgerService:
                       reject_reason=reason)
 
     def reverse(self, entry_id: int, actor, reason: str) -> int:
-        """Make the reversal of a confirmed entry (direction -1, same kind and
-        amount, ``reason`` as its note); it is checked and confirmed like any
-        entry. Returns the new entry's id."""
+        """Make the reversal of a confirmed entry (direction -1, same kind,
+        amount and pinned effects, ``reason`` as its note); it is checked and
+        confirmed like any entry. Returns the new entry's id."""
         reason = self._reason(reason)
         original = self._entry(entry_id)
         return self.make(original.project_id, original.kind, original.amount, actor, note=reason,
@@ -300,7 +332,8 @@ class LedgerService:
             raise _refused("invalid", "记账日期应为日期", "The booking date must be a date")
         return booked_on
 
-    def _check_reversible(self, original_id, project_id, kind, amount) -> None:
+    def _check_reversible(self, original_id, project_id, kind, amount):
+        """The entry to reverse, if this reversal of it may be made."""
         original = self._entry(original_id)
         if original.project_entity != self.project_entity or original.project_id != project_id \
                 or original.kind != kind or original.amount != amount:
@@ -315,6 +348,7 @@ class LedgerService:
                                                             t.c.state != "rejected")).first()
         if live is not None:
             raise _already_reversed("state")
+        return original
 
     def _check_status(self, km: LedgerKindMeta, project) -> None:
         status = project._mapping.get(self._column("status")) if self.em.has_field("status") else None
@@ -327,10 +361,10 @@ class LedgerService:
             raise _refused("invalid", f"项目状态为“{name.zh}”，不能登记“{km.label.zh}”",
                            f"A '{km.label.en}' entry cannot be booked while the project is '{name.en}'")
 
-    def _check_limits(self, km: LedgerKindMeta, project_id: int, amount: Decimal, direction: int,
-                      *, exclude: int) -> None:
-        """The kind's cap (an entry) or the capped balances (a reversal), over
-        the project's other confirmed entries."""
+    def _check_limits(self, km: LedgerKindMeta, effects: Mapping[str, int], project_id: int, amount: Decimal,
+                      direction: int, *, exclude: int) -> None:
+        """The kind's cap (an entry) or the capped balances (a reversal, moving
+        its pinned ``effects``), over the project's other confirmed entries."""
         if direction == 1 and km.not_above:
             held = self._balances_without(project_id, exclude)
             limit = held.get(km.not_above, ZERO)
@@ -338,10 +372,10 @@ class LedgerService:
                 name = BALANCE_LABELS.get(km.not_above, Label(km.not_above, km.not_above))
                 raise _refused("invalid", f"金额 {amount} 超过{name.zh} {limit}",
                                f"The amount {amount} exceeds the {name.en} of {limit}")
-        if direction == 1 or not (self.guarded & set(km.effects)):
+        if direction == 1 or not (self.guarded & set(effects)):
             return
         held = self._balances_without(project_id, exclude)
-        for balance, effect in km.effects.items():           # a reversal: no capped balance below zero
+        for balance, effect in effects.items():           # a reversal: no capped balance below zero
             change = amount * direction * effect
             if balance in self.guarded and change < 0 and held.get(balance, ZERO) + change < 0:
                 name = BALANCE_LABELS.get(balance, Label(balance, balance))
@@ -441,18 +475,21 @@ class LedgerService:
                 return option.label
         return Label(str(status), str(status))
 
+    def _effects(self, entry) -> Mapping[str, int]:
+        return entry_effects(self.meta, entry.kind, entry.effects)
+
     def _sum(self, *where) -> dict[str, Decimal]:
-        """Σ amount × direction × effect over confirmed entries, summed in SQL by kind and direction."""
+        """Σ amount × direction × effect over confirmed entries, summed in SQL by
+        kind, direction and pinned effects (a kind's entries may differ in them)."""
         t = self.table
         out = {b: ZERO for b in LEDGER_BALANCES}
-        query = (sa.select(t.c.kind, t.c.direction, sa.func.sum(t.c.amount))
-                 .where(t.c.state == "confirmed", *where).group_by(t.c.kind, t.c.direction))
-        for kind, direction, total in self.session.execute(query):
-            km = self.meta.ledger_kinds.get(kind)
-            if km is None or total is None:
+        query = (sa.select(t.c.kind, t.c.direction, t.c.effects, sa.func.sum(t.c.amount), sa.func.count())
+                 .where(t.c.state == "confirmed", *where).group_by(t.c.kind, t.c.direction, t.c.effects))
+        for kind, direction, pinned, total, count in self.session.execute(query):
+            if total is None:
                 continue
             total = total if isinstance(total, Decimal) else Decimal(str(total))
-            for balance, effect in km.effects.items():
+            for balance, effect in entry_effects(self.meta, kind, pinned, count).items():
                 if balance in out:
                     out[balance] += total * direction * effect
         return {b: v.quantize(CENT) for b, v in out.items()}

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.attributes import flag_modified
 
 from danbao.engines.coerce import ID_LIMIT, FieldError, coerce_value, to_text
 from danbao.engines.numbering import format_number
@@ -115,8 +116,15 @@ class RecordService:
                expected_version: int | None) -> Any:
         em = self.meta.entity(entity)
         obj = self.get(entity, record_id)
-        self._check_version(em, obj, expected_version)
-        plan = self._validate(em, obj, data)
+        read = self._read_version(obj, expected_version)
+        try:
+            plan = self._validate(em, obj, data)
+        except ValidationFailed:
+            if read != obj.version:      # the form may be wrong only because it is old
+                raise self._stale(em, obj) from None
+            raise
+        if read != obj.version and not self._others_changed_nothing_sent(em, obj, read, plan):
+            raise self._stale(em, obj)
         now = self.clock()
         self._stamp(obj, now, created=False)
         self._apply(em, obj, plan, now)
@@ -145,7 +153,7 @@ class RecordService:
         em = self.meta.entity(entity)
         obj = self.get(entity, record_id)
         errors: dict[str, Label] = {}
-        planned = self._validate_children(em.field(field_name), obj, rows, errors)
+        planned = self._validate_children(em.field(field_name), obj, rows, errors, system=True)
         if errors:
             raise ValidationFailed(errors)
         now = self.clock()
@@ -204,8 +212,10 @@ class RecordService:
                                  "This record is in an approval workflow and cannot be deleted: withdraw or finish it first"))
 
     # -- validation -----------------------------------------------------
-    def _validate(self, em: EntityMeta, obj, data) -> dict:
-        """Check the whole payload; return {field: typed value or children plan}."""
+    def _validate(self, em: EntityMeta, obj, data, *, system: bool = False) -> dict:
+        """Check the whole payload; return {field: typed value or children plan}.
+        ``system``: the system writes it (a fee plan settled from the ledger), so
+        read-only fields of existing records are taken, not ignored."""
         if not isinstance(data, Mapping):
             raise ValidationFailed({"_": Label("请求体应为对象", "the body must be an object")})
         errors: dict[str, Label] = {}
@@ -218,10 +228,10 @@ class RecordService:
         for f in em.fields:
             if f.type == "attachments":
                 continue
-            present = f.name in data and not f.computed and not (f.readonly and obj is not None)
+            present = f.name in data and not f.computed and not (f.readonly and obj is not None and not system)
             if f.type == "children":
                 if present:
-                    plan[f.name] = self._validate_children(f, obj, data[f.name], errors)
+                    plan[f.name] = self._validate_children(f, obj, data[f.name], errors, system=system)
                 continue
             if present:
                 try:
@@ -302,7 +312,7 @@ class RecordService:
                 continue
             merged[f.name] = plan[f.name] = value
 
-    def _validate_children(self, f: FieldMeta, obj, rows, errors) -> list:
+    def _validate_children(self, f: FieldMeta, obj, rows, errors, *, system: bool = False) -> list:
         child_em = self.meta.entity(f.target)
         if not isinstance(rows, list):
             errors[f.name] = Label("应为列表", "must be a list")
@@ -322,7 +332,7 @@ class RecordService:
                     errors[f"{f.name}.{i}.id"] = Label("不是本记录的明细行", "is not a row of this record")
                     continue
             try:
-                sub = self._validate(child_em, child, row)
+                sub = self._validate(child_em, child, row, system=system)
             except ValidationFailed as exc:
                 for key, msg in exc.errors.items():
                     errors[f"{f.name}.{i}.{key}"] = msg
@@ -385,6 +395,7 @@ class RecordService:
         child_cls = self.models.cls(f.target)
         collection = getattr(obj, f.name)
         keep = set()
+        changes_before = len(obj._danbao_changes)
         for child, values in planned:
             if child is None:
                 child = child_cls()
@@ -397,8 +408,11 @@ class RecordService:
             obj._danbao_changes.extend(child.__dict__.pop("_danbao_changes", []))
         for child in list(collection):
             if id(child) not in keep:
-                self._audit_delete(child_em, child, root=obj)
+                # written with the root's other changes, after the flush gives its new version
+                obj.__dict__.setdefault("_danbao_deleted", []).extend(self._delete_rows(child_em, child, root=obj))
                 collection.remove(child)
+        if len(obj._danbao_changes) > changes_before or obj.__dict__.get("_danbao_deleted"):
+            flag_modified(obj, "updated_at")     # a row changed is the record changed: its version moves
 
     def _stamp(self, obj, now, *, created: bool) -> None:
         if created:
@@ -409,13 +423,58 @@ class RecordService:
 
     # -- locking --------------------------------------------------------
     def _check_version(self, em: EntityMeta, obj, expected_version) -> None:
+        if self._read_version(obj, expected_version) != obj.version:
+            raise self._stale(em, obj)
+
+    @staticmethod
+    def _read_version(obj, expected_version) -> int:
+        """The version the caller read (-1 if it is not a number: stale)."""
         if expected_version is None:
             raise ValidationFailed({"version": Label(
                 "缺少版本号：请基于最新读取的记录修改", "is required: send the version you read")})
         if isinstance(expected_version, str) and expected_version.isdigit():
             expected_version = int(expected_version)
-        if expected_version != obj.version:
-            raise self._stale(em, obj)
+        if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+            return -1
+        return expected_version
+
+    def _others_changed_nothing_sent(self, em: EntityMeta, obj, read: int, plan: dict) -> bool:
+        """May an edit based on version ``read`` still be saved over the current one?
+
+        Yes when every change made since — by people or by the system (a fee
+        settled, coverage recomputed) — is to a value this edit leaves alone or
+        sets to the same thing, so saving it loses nobody's change. The audit
+        rows say what changed at which version; a version they cannot account
+        for (rows from before versions were recorded) means no.
+        """
+        audit = self.models.system["danbao_audit"]
+        mine = (audit.c.root_entity == em.name, audit.c.root_id == obj.id)
+        first = self.session.execute(sa.select(sa.func.min(audit.c.root_version)).where(*mine)).scalar()
+        if first is None or first > read + 1 or read > obj.version:
+            return False
+        changed = self.session.execute(
+            sa.select(audit.c.entity, audit.c.record_id, audit.c.field, audit.c.action)
+            .where(*mine, audit.c.root_version > read)).all()
+        children = {f.target: f for f in em.fields if f.type == "children"}
+        for entity, record_id, field, action in changed:
+            if entity == em.name and record_id == obj.id:
+                if field in plan and plan[field] != getattr(obj, em.field(field).column_name):
+                    return False
+                continue
+            owner = children.get(entity)
+            if owner is None or owner.name not in plan:
+                continue                            # a child list this edit does not send
+            sent = {child.id: values for child, values in plan[owner.name] if child is not None}
+            if action == "delete":
+                continue                            # a sent row that is gone failed validation already
+            if record_id not in sent:
+                return False                        # saving would drop a row someone else added or changed
+            values = sent[record_id]
+            if field in values:
+                current = next(c for c in getattr(obj, owner.name) if c.id == record_id)
+                if values[field] != getattr(current, self.meta.entity(entity).field(field).column_name):
+                    return False
+        return True
 
     def _stale(self, em: EntityMeta, obj=None) -> Conflict:
         who = ""
@@ -462,16 +521,18 @@ class RecordService:
         for em, rec, field, old, new, is_new in obj.__dict__.pop("_danbao_changes", []):
             rec_action = "create" if is_new else "update"
             rows.append(self._audit_row(em, rec, root_em, obj, rec_action, field, old, new))
+        for row in obj.__dict__.pop("_danbao_deleted", []):
+            rows.append(dict(row, root_version=obj.version))
         if rows:
             self.session.execute(table.insert(), rows)
 
-    def _audit_delete(self, em: EntityMeta, obj, root=None) -> None:
-        root = root if root is not None else obj
+    def _audit_delete(self, em: EntityMeta, obj) -> None:
+        self.session.execute(self.models.system["danbao_audit"].insert(), self._delete_rows(em, obj, root=obj))
+
+    def _delete_rows(self, em: EntityMeta, obj, *, root) -> list[dict]:
         rows = [self._audit_row(em, obj, root.__danbao_entity__, root, "delete", f.name, getattr(obj, f.column_name), None)
                 for f in em.column_fields if getattr(obj, f.column_name) is not None]
-        if not rows:
-            rows = [self._audit_row(em, obj, root.__danbao_entity__, root, "delete", None, None, None)]
-        self.session.execute(self.models.system["danbao_audit"].insert(), rows)
+        return rows or [self._audit_row(em, obj, root.__danbao_entity__, root, "delete", None, None, None)]
 
     def _audit_row(self, em, rec, root_em, root, action, field, old, new) -> dict:
         return {
@@ -479,7 +540,7 @@ class RecordService:
             "action": action, "entity": em.name, "record_id": rec.id,
             "root_entity": root_em.name, "root_id": root.id,
             "field": field, "old_value": to_text(old), "new_value": to_text(new),
-            "meta_version": self.meta.version,
+            "meta_version": self.meta.version, "root_version": root.version,
         }
 
 

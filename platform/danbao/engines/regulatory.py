@@ -24,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 
+from danbao.engines.ledger import entry_effects
 from danbao.engines.projects import customer_fields, customer_of, in_force_statuses
 from danbao.engines.query import record_titles
 from danbao.meta.model import Label, Meta
@@ -283,19 +284,20 @@ def _ledger_ratios(session, models, meta: Meta, board: Dashboard, today: dt.date
         return
     in_year = sa.and_(table.c.booked_on >= dt.date(today.year, 1, 1), table.c.booked_on <= today)
     flag = sa.case((in_year, 1), else_=0)
-    query = (sa.select(table.c.kind, flag, sa.func.sum(table.c.amount * table.c.direction))
-             .where(table.c.state == "confirmed").group_by(table.c.kind, flag))
+    query = (sa.select(table.c.kind, table.c.effects, flag, sa.func.sum(table.c.amount * table.c.direction),
+                       sa.func.count())
+             .where(table.c.state == "confirmed").group_by(table.c.kind, table.c.effects, flag))
     compensation = ended = compensation_total = recovered = Decimal(0)
-    for kind, this_year, amount in session.execute(query):
-        km = meta.ledger_kinds.get(kind)
-        if km is None or amount is None:
+    for kind, pinned, this_year, amount, count in session.execute(query):
+        if amount is None:
             continue
+        effects = entry_effects(meta, kind, pinned, count)     # as pinned when made (engines/ledger.py)
         amount = Decimal(amount)
-        compensation_total += amount * km.effects.get("compensation_paid", 0)
-        recovered += amount * km.effects.get("recovered", 0)
+        compensation_total += amount * effects.get("compensation_paid", 0)
+        recovered += amount * effects.get("recovered", 0)
         if this_year:
-            compensation += amount * km.effects.get("compensation_paid", 0)
-            if km.effects.get("guarantee_outstanding", 0) < 0:   # release (incl. by compensation) ends a liability
+            compensation += amount * effects.get("compensation_paid", 0)
+            if effects.get("guarantee_outstanding", 0) < 0:   # release (incl. by compensation) ends a liability
                 ended += amount
     cent = Decimal("0.01")
     board.compensation_in_year = compensation.quantize(cent)

@@ -236,7 +236,7 @@ def build_models(meta: Meta) -> Models:
 
 def _build(meta: Meta) -> Models:
     metadata = MetaData(naming_convention=naming_convention())
-    system = add_system_tables(metadata)
+    system = add_system_tables(metadata, {code: k.effects for code, k in meta.ledger_kinds.items()})
     reg = orm_registry(metadata=metadata)
     tables = {name: build_table(metadata, em, meta) for name, em in meta.entities.items()}
     classes = {name: _new_class(em) for name, em in meta.entities.items()}

@@ -50,6 +50,17 @@ def add_column(ops: Operations, op: Operation) -> None:
         ops.add_column(op.table, column)
 
 
+def add_system_column(ops: Operations, op: Operation) -> None:
+    """A new nullable column on a system table, then its ``backfill`` if declared."""
+    column = op.payload["column"]
+    if not column.nullable:
+        raise ValueError(f"system column {op.table}.{column.name} must be nullable to be added")
+    ops.add_column(op.table, sa.Column(column.name, column.type, nullable=True))
+    backfill = column.info.get("backfill")
+    if backfill is not None:
+        backfill(ops.get_bind(), column.table)
+
+
 def add_index(ops: Operations, op: Operation) -> None:
     ix = op.payload["index"]
     ops.create_index(ix.name, op.table, [c.name for c in ix.columns], unique=ix.unique)
@@ -137,7 +148,7 @@ def drop_foreign_key(ops: Operations, op: Operation) -> None:
 
 #: kind -> function(ops, op); ``create_table``-like kinds are run as a group.
 APPLIERS: dict[str, Callable[[Operations, Operation], None]] = {
-    "add_column": add_column,
+    "add_column": add_column, "add_system_column": add_system_column,
     "add_index": add_index, "add_unique": add_index, "add_system_index": add_system_index,
     "drop_index": drop_index, "drop_unique": drop_index,
     "alter_type": alter_type,

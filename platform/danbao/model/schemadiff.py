@@ -122,6 +122,7 @@ def diff_schema(conn, models) -> list[Operation]:
     managed = managed_tables(conn, existing)
     ops = [Operation("create_system_table", name, payload={"table": table})
            for name, table in models.system.items() if name not in existing]
+    ops += _system_columns(insp, models, existing)
     ops += _system_indexes(insp, models, existing)
     renames, names = find_renames(models, insp, existing, managed)
     ops += renames
@@ -153,6 +154,26 @@ def diff_schema(conn, models) -> list[Operation]:
             if op is not None:
                 found.append(op)
     return ops + _without_implied(found)
+
+
+def _system_columns(insp, models, existing: set[str]) -> list[Operation]:
+    """Columns a newer build adds to system tables the database already has.
+
+    They must be nullable (old rows have no value); a column may carry
+    ``info["backfill"]``, called with the connection and table after the column
+    is added, to give old rows their value (e.g. the version an audit row
+    belongs to cannot be known, so it stays empty).
+    """
+    ops = []
+    for name, table in models.system.items():
+        if name not in existing:
+            continue
+        have = {c["name"] for c in insp.get_columns(name)}
+        for column in table.columns:
+            if column.name not in have:
+                ops.append(Operation("add_system_column", name, column=column.name,
+                                     detail={"type": str(column.type)}, payload={"column": column}))
+    return ops
 
 
 def _system_indexes(insp, models, existing: set[str]) -> list[Operation]:

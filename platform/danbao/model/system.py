@@ -7,10 +7,15 @@ alter or drop them.
 from __future__ import annotations
 
 import datetime
+import json
+from collections.abc import Mapping
 
 from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer,
-                        MetaData, Numeric, PrimaryKeyConstraint, SmallInteger, String, Table, Text, func,
-                        select)
+                        MetaData, Numeric, PrimaryKeyConstraint, SmallInteger, String, Table, Text, case,
+                        func, select)
+
+from danbao.meta.model import Label
+from danbao.model.operations import MigrationRefused
 
 AUDIT_TABLE = "danbao_audit"
 ATTACHMENT_TABLE = "danbao_attachment"
@@ -42,8 +47,12 @@ def close_duplicate_open_warnings(conn, table: Table) -> int:
     return result.rowcount
 
 
-def add_system_tables(metadata: MetaData) -> dict[str, Table]:
-    """Define the system tables on ``metadata`` and return them by name."""
+def add_system_tables(metadata: MetaData, ledger_effects: Mapping[str, Mapping[str, int]] | None = None
+                      ) -> dict[str, Table]:
+    """Define the system tables on ``metadata`` and return them by name.
+
+    ``ledger_effects`` (ledger kind -> its effects, from the metadata) is what
+    the ledger's ``effects`` column gives old rows when a migration adds it."""
     audit = Table(
         AUDIT_TABLE, metadata,
         Column("id", Integer, primary_key=True),
@@ -60,6 +69,10 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         Column("old_value", Text),
         Column("new_value", Text),
         Column("meta_version", String(200), nullable=False),
+        # the root record's version this change produced: a stale edit whose
+        # fields nobody else changed since can still be saved (records.py);
+        # empty on rows written before the column existed
+        Column("root_version", Integer),
     )
     Index("ix_danbao_audit_root", audit.c.root_entity, audit.c.root_id)
     attachment = Table(
@@ -141,7 +154,8 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
     workflow_tables = _workflow_tables(metadata)
     return {AUDIT_TABLE: audit, ATTACHMENT_TABLE: attachment, SCHEMA_STATE_TABLE: state,
             WARNING_TABLE: warning, WARNING_SCAN_TABLE: scan, SCORE_TABLE: score, SCORE_ITEM_TABLE: score_item,
-            **workflow_tables, LEDGER_TABLE: _ledger_table(metadata), SEQUENCE_TABLE: _sequence_table(metadata),
+            **workflow_tables, LEDGER_TABLE: _ledger_table(metadata, ledger_effects or {}),
+            SEQUENCE_TABLE: _sequence_table(metadata),
             DOCUMENT_TAG_TABLE: document_tag}
 
 
@@ -284,7 +298,48 @@ def _workflow_tables(metadata: MetaData) -> dict[str, Table]:
     return {WF_INSTANCE_TABLE: instance, WF_TASK_TABLE: task, WF_ACTION_TABLE: action, WF_VOTE_TABLE: vote}
 
 
-def _ledger_table(metadata: MetaData) -> Table:
+def ledger_effects_text(effects: Mapping[str, int]) -> str:
+    """An entry's effects as its row keeps them: compact JSON with sorted keys,
+    so equal effects are equal text (balances are summed grouped by it)."""
+    return json.dumps({balance: int(sign) for balance, sign in sorted(effects.items())}, separators=(",", ":"))
+
+
+def unpinned_ledger_refusal(kind: str, count: int) -> Label:
+    """Why entries whose effects were never pinned cannot be counted: their kind is gone."""
+    return Label(f"台账类型“{kind}”已不在元数据中，但有 {count} 条该类型的分录没有记录其对余额的影响"
+                 f"（effects）：请在元数据中恢复该类型（保持原来的 effects）后再升级，之后可以删除它",
+                 f"the ledger kind '{kind}' is no longer declared in the metadata, but {count} entries of it "
+                 f"have no recorded balance effects: declare the kind again (with its former effects) and "
+                 f"upgrade; it can be removed afterwards")
+
+
+def unpinned_ledger_kinds(conn, table: Table, declared) -> dict[str, int]:
+    """Kinds not in ``declared`` that entries without pinned effects have, with how many entries."""
+    query = (select(table.c.kind, func.count()).where(table.c.effects.is_(None))
+             .group_by(table.c.kind).order_by(table.c.kind))
+    return {kind: count for kind, count in conn.execute(query) if kind not in declared}
+
+
+def _pin_ledger_effects(kinds: Mapping[str, Mapping[str, int]]):
+    """The backfill of ``effects`` when a migration adds it: each old row gets
+    its kind's effects as the metadata being migrated to declares them (what
+    it counted with until then). Entries of a kind the metadata no longer
+    declares cannot be pinned: the migration is refused (and rolled back),
+    naming the kind and how many entries, rather than let them drop out of
+    the balances."""
+    texts = {code: ledger_effects_text(effects) for code, effects in kinds.items()}
+
+    def backfill(conn, table: Table) -> None:
+        if texts:
+            conn.execute(table.update().where(table.c.effects.is_(None), table.c.kind.in_(list(texts)))
+                         .values(effects=case(texts, value=table.c.kind)))
+        left = unpinned_ledger_kinds(conn, table, texts)
+        if left:
+            raise MigrationRefused([unpinned_ledger_refusal(kind, n) for kind, n in left.items()])
+    return backfill
+
+
+def _ledger_table(metadata: MetaData, kinds: Mapping[str, Mapping[str, int]]) -> Table:
     """The ledger (台账): money movements of projects, booked maker-checker.
 
     An entry is made, checked and confirmed by three different people (or
@@ -294,7 +349,11 @@ def _ledger_table(metadata: MetaData) -> Table:
     reversal that is not rejected exists per entry (a partial unique index, so
     two people reversing at once cannot both succeed, and a rejected reversal
     does not block a new one). ``lock_version`` is bumped by every state change
-    under a compare-and-set. See engines/ledger.py."""
+    under a compare-and-set. ``effects`` pins the balances an entry moves
+    (its kind's effects when it was made, JSON ``{"deposit_held":1}``), so
+    editing or removing a kind in the metadata never changes what existing
+    entries count for; it is empty only on rows written before the column
+    existed and not backfilled (see ``_pin_ledger_effects``). See engines/ledger.py."""
     ledger = Table(
         LEDGER_TABLE, metadata,
         Column("id", Integer, primary_key=True),
@@ -305,6 +364,8 @@ def _ledger_table(metadata: MetaData) -> Table:
         Column("kind", String(64), nullable=False),            # a ledger_kinds code
         Column("amount", Numeric(18, 2, asdecimal=True), nullable=False),
         Column("direction", SmallInteger, nullable=False),     # +1, or -1 for a reversal
+        # balance -> +1/-1 as of making (a reversal: those of the entry it reverses)
+        Column("effects", Text, info={"backfill": _pin_ledger_effects(kinds)}),
         Column("state", String(16), nullable=False),           # made | checked | confirmed | rejected
         Column("booked_on", Date, nullable=False),
         Column("note", Text, nullable=False, default=""),

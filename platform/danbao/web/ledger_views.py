@@ -85,6 +85,7 @@ def balance_label(code: str) -> Label:
 
 
 def kind_label(meta: Meta, code: str) -> Label:
+    """The kind's label; its code when the metadata no longer declares it (its entries still count)."""
     km = meta.ledger_kinds.get(code)
     return km.label if km is not None else Label(code, code)
 
@@ -101,8 +102,11 @@ def steps_for(meta: Meta, user_id: int | None, roles: set[str], project) -> set[
     return {step for step in ROLES if named_for(meta, step, user_id, roles, project)}
 
 
-def entry_actions(entry, steps: set[str], user_id: int | None, reversed_by: int | None) -> list[str]:
-    """The buttons the user gets on one entry."""
+def entry_actions(entry, steps: set[str], user_id: int | None, reversed_by: int | None,
+                  *, known: bool = True) -> list[str]:
+    """The buttons the user gets on one entry. An entry of a kind the metadata
+    no longer declares (``known`` false) can only be rejected: the engine
+    confirms and reverses declared kinds only."""
     out = []
     mine = user_id in (entry.made_by_id, entry.checked_by_id)
     if entry.state == "made" and "check" in steps and not mine:
@@ -111,7 +115,7 @@ def entry_actions(entry, steps: set[str], user_id: int | None, reversed_by: int 
         out += ["confirm", "reject"]
     elif entry.state == "confirmed" and entry.direction == 1 and reversed_by is None and "make" in steps:
         out.append("reverse")
-    return out
+    return out if known else [a for a in out if a == "reject"]
 
 
 def role_grants(meta: Meta) -> dict[str, list[list[str]]]:
@@ -188,7 +192,8 @@ def project_ledger(rt, project_id: int, user, lang: str, project=None) -> dict:
     roles = {r.name for r in (getattr(user, "roles", None) or ())}
     steps = steps_for(rt.meta, user_id, roles, project)
     entries = [entry_dict(rt.meta, r, lang, names, reversed_by=reversed_by.get(r.id),
-                          actions=entry_actions(r, steps, user_id, reversed_by.get(r.id))) for r in rows]
+                          actions=entry_actions(r, steps, user_id, reversed_by.get(r.id),
+                                                known=r.kind in rt.meta.ledger_kinds)) for r in rows]
     entries.reverse()                      # newest first on screen and in the API
     return {"project_entity": svc.project_entity, "project_id": project_id,
             "balances": balances_list(svc.balances(project_id), lang), "entries": entries,
@@ -204,7 +209,7 @@ def pending_entries(rt, user, lang: str) -> list[dict]:
     for r in rows:
         step = "check" if r.state == "made" else "confirm"
         d = entry_dict(rt.meta, r, lang, names, title=titles.get((r.project_entity, r.project_id)),
-                       actions=[step, "reject"])
+                       actions=[step, "reject"] if r.kind in rt.meta.ledger_kinds else ["reject"])
         d["step"] = step
         out.append(d)
     return out
