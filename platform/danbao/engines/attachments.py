@@ -91,6 +91,18 @@ def classify(filename: str, head: bytes) -> tuple[str, str]:
     return kind, content_type
 
 
+@dataclass(frozen=True)
+class StagedFile:
+    """An upload that passed the checks and waits in a temporary file under the store."""
+    field: FieldMeta
+    filename: str
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+    temp: Path
+
+
 class AttachmentStore:
     def __init__(self, root: Path, table: sa.Table, *, max_upload_mb: int = 200):
         self.root = Path(root)
@@ -105,9 +117,17 @@ class AttachmentStore:
         upload is refused without being kept, and a crash leaves no row
         pointing at a missing file.
         """
+        self._check_count(session, field, entity, record_id)
+        staged = self.stage(field=field, filename=filename, stream=stream)
+        return self.add_staged(session, staged, entity=entity, record_id=record_id, user_id=user_id)
+
+    def stage(self, *, field: FieldMeta, filename: str, stream: BinaryIO) -> "StagedFile":
+        """Check one upload (size, kind by extension and content, the field's ``accept``)
+        and keep it in a temporary file, before any record is saved: a form can then
+        refuse a bad file without having written anything. Raises FieldError; call
+        ``add_staged`` or ``discard`` with the result."""
         filename = os.path.basename(filename.replace("\\", "/")).strip() or "file"
         limit = min(field.max_size_mb or self.max_upload_mb, self.max_upload_mb) * 1024 * 1024
-        self._check_count(session, field, entity, record_id)
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
@@ -131,24 +151,41 @@ class AttachmentStore:
             except BaseException:
                 os.unlink(tmp.name)
                 raise
-        sha = digest.hexdigest()
-        key = f"{sha[:2]}/{sha}"
+        return StagedFile(field=field, filename=filename, kind=kind, content_type=content_type, size=size,
+                          sha256=digest.hexdigest(), temp=Path(tmp.name))
+
+    def add_staged(self, session, staged: "StagedFile", *, entity: str, record_id: int, user_id: int | None) -> int:
+        """Move a checked upload into the store and describe it; return the attachment id."""
+        key = f"{staged.sha256[:2]}/{staged.sha256}"
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp.name, target)
+        os.replace(staged.temp, target)
         result = session.execute(self.table.insert().values(
-            entity=entity, record_id=record_id, field=field.name, filename=filename,
-            content_type=content_type, kind=kind, size=size, sha256=sha, storage_key=key,
-            uploaded_at=dt.datetime.now(), uploaded_by_id=user_id, deleted=False))
+            entity=entity, record_id=record_id, field=staged.field.name, filename=staged.filename,
+            content_type=staged.content_type, kind=staged.kind, size=staged.size, sha256=staged.sha256,
+            storage_key=key, uploaded_at=dt.datetime.now(), uploaded_by_id=user_id, deleted=False))
         return result.inserted_primary_key[0]
+
+    @staticmethod
+    def discard(staged: "StagedFile") -> None:
+        """Drop a checked upload that will not be stored (the record was not saved)."""
+        try:
+            os.unlink(staged.temp)
+        except FileNotFoundError:
+            pass
+
+    def count(self, session, field: FieldMeta, entity: str, record_id: int | None) -> int:
+        """How many files ``field`` of a record holds now (0 for a record not saved yet)."""
+        if record_id is None:
+            return 0
+        return session.execute(sa.select(sa.func.count()).select_from(self.table).where(
+            self.table.c.entity == entity, self.table.c.record_id == record_id,
+            self.table.c.field == field.name, self.table.c.deleted.is_(False))).scalar()
 
     def _check_count(self, session, field, entity, record_id) -> None:
         if not field.max_files:
             return
-        count = session.execute(sa.select(sa.func.count()).select_from(self.table).where(
-            self.table.c.entity == entity, self.table.c.record_id == record_id,
-            self.table.c.field == field.name, self.table.c.deleted.is_(False))).scalar()
-        if count >= field.max_files:
+        if self.count(session, field, entity, record_id) >= field.max_files:
             raise FieldError(f"最多 {field.max_files} 个文件", f"at most {field.max_files} files")
 
     def list(self, session, entity: str, record_id: int) -> list[StoredFile]:
@@ -156,6 +193,19 @@ class AttachmentStore:
             self.table.c.entity == entity, self.table.c.record_id == record_id,
             self.table.c.deleted.is_(False)).order_by(self.table.c.id)).all()
         return [self._stored(r) for r in rows]
+
+    def list_many(self, session, entity: str, record_ids) -> dict[int, list[StoredFile]]:
+        """The files of many records of one entity (a parent's child rows) in one query."""
+        ids = sorted({i for i in record_ids if i is not None})
+        out: dict[int, list[StoredFile]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        rows = session.execute(sa.select(self.table).where(
+            self.table.c.entity == entity, self.table.c.record_id.in_(ids),
+            self.table.c.deleted.is_(False)).order_by(self.table.c.id)).all()
+        for r in rows:
+            out[r.record_id].append(self._stored(r))
+        return out
 
     def get(self, session, entity: str, record_id: int, attachment_id: int) -> StoredFile | None:
         row = session.execute(sa.select(self.table).where(

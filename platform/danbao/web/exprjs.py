@@ -72,9 +72,30 @@ def form_rules(meta, em) -> list[dict]:
     for s in em.sections:
         if s.visible_if:
             rules.append({"target": f"section-{s.key}", "kind": "visible_if", "js": to_js(s.visible_if)})
+    return rules + _field_rules(em)
+
+
+def _field_rules(em) -> list[dict]:
+    rules = []
     for f in em.fields:
         for kind in ("visible_if", "required_if", "readonly_if"):
             source = getattr(f, kind)
             if source:
                 rules.append({"target": f.name, "kind": kind, "js": to_js(source)})
     return rules
+
+
+def child_rules(meta, em) -> dict[str, dict]:
+    """Per children field of ``em``: the child entity's own conditions and field types,
+    which danbao.js evaluates row by row over that row's inputs. A child section's
+    ``visible_if`` becomes a ``visible_if`` of each of its fields (a field shows only
+    when all of its visible_if rules hold)."""
+    out = {}
+    for f in em.children:
+        child = meta.entity(f.target)
+        rules = [{"target": name, "kind": "visible_if", "js": to_js(s.visible_if)}
+                 for s in child.sections if s.visible_if for name in s.fields]
+        rules += _field_rules(child)
+        if rules:
+            out[f.name] = {"types": {c.name: c.type for c in child.column_fields}, "rules": rules}
+    return out

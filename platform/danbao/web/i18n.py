@@ -46,6 +46,8 @@ UI = {
     "formula_note": ("其余指标按客户资料和财务报表自动计算。", "The other indicators are calculated from the customer's data and statements."),
     "bad_date": ("日期格式应为 YYYY-MM-DD", "must be a date (YYYY-MM-DD)"),
     "future_date": ("不能晚于今天", "cannot be in the future"), "sum": ("合计", "Sum"),
+    "files_not_kept": ("未保存，所选文件也未上传：请修正后重新选择文件", "Not saved, and the files chosen were not uploaded: choose them again"),
+    "too_many_files": ("最多 {n} 个文件", "at most {n} files"),
     "from": ("从", "from"), "to": ("至", "to"), "language": ("English", "中文"),
 }
 

@@ -28,13 +28,75 @@ from danbao.engines.scoring import cards_for, scores_of
 from danbao.engines.users import active_users, user_names
 from danbao.web.display import UserNames, audit_value, display, format_value, input_value, title_of
 from danbao.config import local_tz
-from danbao.web.exprjs import form_rules
-from danbao.web.forms import payload_from_form
+from danbao.web.exprjs import child_rules, form_rules
+from danbao.web.forms import payload_from_form, posted_rows, row_state, row_uploads, stacked
 from danbao.web.i18n import current_lang, t
 
 
 def runtime():
     return current_app.extensions["danbao"]
+
+
+def today() -> dt.date:
+    return dt.datetime.now(local_tz()).date()
+
+
+def row_record(row, saved_of: dict):
+    """The stored child record behind a row on screen: the record itself, or, for posted
+    values shown again after an error, the one its ``id`` names (None for a new row)."""
+    if row is None:
+        return None
+    if not isinstance(row, dict):
+        return row
+    return saved_of.get(str(row.get("id") or ""))
+
+
+def discard(staged: dict) -> None:
+    """Delete the temporary files of checked uploads that were not stored."""
+    store = runtime().store
+    for waiting in staged.values():
+        for _, one in waiting:
+            store.discard(one)
+
+
+def chose_files() -> bool:
+    """Did the post carry any file? (A form shown again cannot keep them: say so.)"""
+    return any(u and u.filename for key in request.files for u in request.files.getlist(key))
+
+
+def row_records(em, obj, data: dict, before: dict[str, set]) -> dict[str, list]:
+    """{children field: [child id of each posted row, in payload order]} after a save.
+
+    What RecordService does (records.py ``_validate_children`` / ``_apply_children``):
+    a row with an ``id`` is that child of this record (an id that is not one of its
+    rows fails validation, so nothing is saved); every row without one becomes a new
+    child appended to the record's collection, in payload order, after the rows it
+    keeps. The session does not expire on commit, so that in-memory list is what it
+    built; the children whose ids were not there before the save are therefore the
+    new rows, in the order posted (save hooks, which run later, could only append
+    after them)."""
+    out = {}
+    for f in em.children:
+        if f.name not in data:
+            continue
+        fresh = iter([c.id for c in getattr(obj, f.name) if c.id not in before.get(f.name, set())])
+        out[f.name] = [int(row["id"]) if str(row.get("id") or "").isdigit() else next(fresh, None)
+                       for row in data[f.name]]
+    return out
+
+
+def child_files(em, obj) -> dict[str, dict[int, list]]:
+    """{children field: {child id: stored files}} of a record's child rows, one query per
+    child entity that has attachments fields."""
+    rt = runtime()
+    out = {}
+    if obj is None:
+        return out
+    for f in em.children:
+        child = rt.meta.entity(f.target)
+        if child.attachment_fields:
+            out[f.name] = rt.store.list_many(rt.session, child.name, [c.id for c in getattr(obj, f.name)])
+    return out
 
 
 def actor() -> Actor:
@@ -104,7 +166,10 @@ class EntityView(BaseView):
                     audit_value=lambda hem, field, text: audit_value(rt.meta, hem, field, text, lang),
                     filter_kind=filter_kind, can=can,
                     ref_options=lambda f: lookup(rt.session, rt.models, rt.meta.entity(f.target), "", limit=1000), csrf_token=generate_csrf,
-                    base_template=current_app.appbuilder.base_template, appbuilder=current_app.appbuilder, **kw)
+                    stacked=stacked, row_record=row_record,
+                    row_state=lambda child, row: row_state(rt.meta, child, row if row is not None else {}, today()),
+                    base_template=current_app.appbuilder.base_template, appbuilder=current_app.appbuilder,
+                    **{"child_files": {}, "saved_rows": {}, **kw})
 
     # -- list / show --------------------------------------------------------
     @expose("/")
@@ -150,7 +215,8 @@ class EntityView(BaseView):
                                                                     hidden=hidden_sections(
                                                                         rt.meta, em, {f.name: getattr(obj, f.column_name)
                                                                                       for f in em.column_fields},
-                                                                        dt.datetime.now(local_tz()).date()),
+                                                                        today()),
+                                                                    child_files=child_files(em, obj),
                                                                     **documents_ctx(em, obj)))
 
     # -- add / edit -----------------------------------------------------------
@@ -163,12 +229,19 @@ class EntityView(BaseView):
             abort(404)
         if request.method == "GET":
             return self._form(em, None, {}, {})
-        data = payload_from_form(em, request.form, runtime().meta)
+        data = payload_from_form(em, request.form, runtime().meta, request.files)
+        uploads, file_errors = self._stage_child_files(em, data)
         try:
-            obj = service().create(entity, data)
-        except ValidationFailed as exc:
-            return self._form(em, None, data, exc.messages(current_lang()), status=422)
-        if self._store_files(em, obj):
+            if file_errors:
+                return self._form(em, None, data, file_errors, status=422, reselect=True)
+            try:
+                obj = service().create(entity, data)
+            except ValidationFailed as exc:
+                return self._form(em, None, data, exc.messages(current_lang()), status=422, reselect=chose_files())
+            rows_changed = self._store_child_files(em, obj, data, {}, uploads)
+        finally:
+            discard(uploads)
+        if self._store_files(em, obj) + rows_changed:
             self._refresh_documents(em.name, obj.id)
         flash(t("created"), "success")
         return redirect(url_for("EntityView.show", entity=entity, record_id=obj.id))
@@ -185,35 +258,135 @@ class EntityView(BaseView):
             abort(404)
         if request.method == "GET":
             return self._form(em, obj, None, {})
-        data = payload_from_form(em, request.form, runtime().meta)
+        data = payload_from_form(em, request.form, runtime().meta, request.files)
+        uploads, file_errors = self._stage_child_files(em, data)
         try:
-            svc.update(entity, record_id, data, expected_version=request.form.get("version"))
-        except ValidationFailed as exc:
-            runtime().session.rollback()
-            return self._form(em, svc.get(entity, record_id), data, exc.messages(current_lang()), status=422)
-        except Conflict as exc:
-            # keep what the user typed on screen; nothing was saved
-            flash(exc.message.get(current_lang()), "danger")
-            return self._form(em, svc.get(entity, record_id), data, {}, status=409,
-                              version=request.form.get("version"))
+            if file_errors:
+                return self._form(em, obj, data, file_errors, status=422, version=request.form.get("version"),
+                                  reselect=True)
+            before = {f.name: {c.id for c in getattr(obj, f.name)} for f in em.children if f.name in data}
+            try:
+                svc.update(entity, record_id, data, expected_version=request.form.get("version"))
+            except ValidationFailed as exc:
+                runtime().session.rollback()
+                return self._form(em, svc.get(entity, record_id), data, exc.messages(current_lang()), status=422,
+                                  reselect=chose_files())
+            except Conflict as exc:
+                # keep what the user typed on screen; nothing was saved
+                flash(exc.message.get(current_lang()), "danger")
+                return self._form(em, svc.get(entity, record_id), data, {}, status=409,
+                                  version=request.form.get("version"), reselect=chose_files())
+            rows_changed = self._store_child_files(em, obj, data, before, uploads)
+        finally:
+            discard(uploads)
         removed = self._remove_files(em, record_id)
-        if self._store_files(em, obj) + removed:
+        if self._store_files(em, obj) + removed + rows_changed:
             self._refresh_documents(entity, record_id)
         flash(t("saved"), "success")
         return redirect(url_for("EntityView.show", entity=entity, record_id=record_id))
 
-    def _form(self, em, obj, data, errors, status=200, version=None):
+    def _form(self, em, obj, data, errors, status=200, version=None, reselect=False):
         rt = runtime()
         if errors:
             flash(t("fix_errors"), "danger")
+        if reselect:
+            flash(t("files_not_kept"), "warning")
         files = rt.store.list(rt.session, em.name, obj.id) if obj is not None else []
-        rules = {"today": dt.datetime.now(local_tz()).date().isoformat(), "rules": form_rules(rt.meta, em),
-                 "types": {f.name: f.type for f in em.column_fields}}
+        rules = {"today": today().isoformat(), "rules": form_rules(rt.meta, em),
+                 "types": {f.name: f.type for f in em.column_fields}, "children": child_rules(rt.meta, em)}
+        saved = {f.name: {str(c.id): c for c in getattr(obj, f.name)} for f in em.children} if obj is not None else {}
         html = self.render_template("danbao/form.html", **self._ctx(
             em, obj=obj, data=data, errors=errors, files=files, rules=rules,
             version=version if version is not None else (obj.version if obj is not None else None),
-            **documents_ctx(em, obj)))
+            child_files=child_files(em, obj), saved_rows=saved, **documents_ctx(em, obj)))
         return html, status
+
+    # -- files of child rows ------------------------------------------------------
+    def _stage_child_files(self, em, data) -> tuple[dict, dict]:
+        """Check every file chosen in a child row before anything is saved, so a bad one
+        is a field error on its row and neither the record nor the other rows are lost.
+
+        Returns ({(children field, payload position): [(attachments field, StagedFile)]},
+        errors keyed as the record service keys a row's fields: ``post_checks.1.files``).
+        The position is the row's place in ``data[children field]``, which is how the
+        form lists rows again after an error."""
+        rt = runtime()
+        lang = current_lang()
+        staged: dict = {}
+        errors: dict[str, str] = {}
+        try:
+            for f in em.children:
+                child = rt.meta.entity(f.target)
+                if not child.attachment_fields or f.name not in data:
+                    continue
+                position = {i: k for k, (i, _) in enumerate(posted_rows(f.name, child, request.form, request.files))}
+                for (i, name), chosen in sorted(row_uploads(f.name, child, request.files).items()):
+                    k = position[i]          # a row with a file is always kept
+                    row, af, key = data[f.name][k], child.field(name), f"{f.name}.{k}.{name}"
+                    if name in row_state(rt.meta, child, row, today()).hidden:
+                        continue             # like a value its conditions hide, ignored
+                    if af.max_files and self._held(f.name, i, child, row, name) + len(chosen) > af.max_files:
+                        errors[key] = t("too_many_files", n=af.max_files)
+                        continue
+                    for upload in chosen:
+                        try:
+                            one = rt.store.stage(field=af, filename=upload.filename, stream=upload.stream)
+                        except FieldError as exc:
+                            errors[key] = f"{upload.filename}: {exc.message.get(lang)}"
+                            continue
+                        staged.setdefault((f.name, k), []).append((af, one))
+        except BaseException:
+            discard(staged)
+            raise
+        if errors:
+            discard(staged)
+            return {}, errors
+        return staged, {}
+
+    def _held(self, child_field: str, i: int, child, row: dict, name: str) -> int:
+        """How many files field ``name`` of an existing row keeps after this post's removals."""
+        row_id = int(row["id"]) if str(row.get("id") or "").isdigit() else None
+        if row_id is None:
+            return 0
+        rt = runtime()
+        dropping = self._child_removals(child_field, i, child, row_id)
+        return len([sf for sf in rt.store.list(rt.session, child.name, row_id)
+                    if sf.field == name and sf.id not in dropping])
+
+    def _child_removals(self, child_field: str, i: int, child, row_id) -> set[int]:
+        """Ids of the files ticked for removal in posted row ``i`` that really are that row's."""
+        if row_id is None:
+            return set()
+        rt = runtime()
+        ticked = {int(v) for v in request.form.getlist(f"{child_field}-{i}-remove_attachment") if v.isdigit()}
+        return ticked & {sf.id for sf in rt.store.list(rt.session, child.name, row_id)}
+
+    def _store_child_files(self, em, obj, data, before: dict, staged: dict) -> int:
+        """After the save: remove the files ticked in each kept row and store the checked
+        uploads against the child record each posted row became (see ``row_records``).
+        Returns how many files changed (a row's files may count as a project's documents)."""
+        rt = runtime()
+        records = row_records(em, obj, data, before)
+        touched = 0
+        for f in em.children:
+            child = rt.meta.entity(f.target)
+            if not child.attachment_fields or f.name not in records:
+                continue
+            for k, (i, _) in enumerate(posted_rows(f.name, child, request.form, request.files)):
+                row_id = records[f.name][k]
+                if row_id is None:      # cannot happen (see row_records); never guess a row
+                    continue
+                for att_id in self._child_removals(f.name, i, child, row_id):
+                    rt.store.remove(rt.session, att_id)
+                    touched += 1
+                waiting = staged.get((f.name, k), [])
+                while waiting:      # one by one, so an error leaves the rest to discard()
+                    af, one = waiting.pop(0)
+                    rt.store.add_staged(rt.session, one, entity=child.name, record_id=row_id, user_id=actor().user_id)
+                    touched += 1
+        if touched:
+            rt.session.commit()
+        return touched
 
     def _store_files(self, em, obj) -> int:
         """Store the uploads of each attachments field (tagged with the document kind chosen
