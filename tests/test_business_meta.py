@@ -386,3 +386,20 @@ def test_mutated_business_pack_never_raises(tmp_path_factory, file, choices, jun
     assert all(isinstance(e, PackError) and e.line >= 0 for e in errors)
     if not errors:
         load_packs([root])
+
+
+def test_a_document_for_some_customers_names_an_entity_the_project_refers_to(tmp_path):
+    root = _copy(tmp_path)
+    products = root / "business" / "products.yaml"
+    text = products.read_text(encoding="utf-8")
+    products.write_text(text.replace("      - {code: business_licence}",
+                                     "      - {code: business_licence, customers: [customer]}"), encoding="utf-8")
+    meta = load_packs([root])
+    (licence,) = [d for d in next(iter(meta.products.values())).documents if d.code == "business_licence"]
+    assert licence.customers == ("customer",)
+    assert licence.applies_to("customer") and licence.applies_to(None) and not licence.applies_to("person")
+    products.write_text(text.replace("      - {code: business_licence}",
+                                     "      - {code: business_licence, customers: [collateral]}"), encoding="utf-8")
+    (error,) = validate_packs([root])
+    assert (error.file.endswith("products.yaml"), error.code) == (True, "DB282")
+    assert error.message.endswith("customers: no field of 'guarantee_project' refers to 'collateral'")

@@ -35,6 +35,31 @@ def test_rate_has_six_places():
         coerce_value(fld("rate"), "0.0000001")
 
 
+def test_a_rate_may_be_typed_as_a_percentage():
+    assert coerce_value(fld("rate"), "1.8%") == Decimal("0.018000")
+    assert coerce_value(fld("rate"), " 120.1115 ％") == Decimal("1.201115")
+    for bad in ("abc%", "%", "0.00001%", "inf%"):
+        with pytest.raises(FieldError) as err:
+            coerce_value(fld("rate"), bad)
+        assert err.value.message.zh
+    with pytest.raises(FieldError):
+        coerce_value(fld("decimal"), "5%")               # only rates are percentages
+    with pytest.raises(FieldError):
+        coerce_value(fld("rate", max=Decimal("0.2")), "25%")
+
+
+@given(st.decimals(min_value=0, max_value=99, places=6))
+def test_a_rate_and_its_percentage_and_its_display_agree(rate):
+    from danbao.web.display import percent_text
+    f = fld("rate")
+    value = coerce_value(f, str(rate))
+    assert coerce_value(f, f"{rate * 100:f}%") == value
+    shown = coerce_value(f, percent_text(value))           # shown to 0.01%: exact for fee rates (4 places)
+    assert abs(shown - value) <= Decimal("0.00005")
+    if value == value.quantize(Decimal("0.0001")):
+        assert shown == value
+
+
 def test_min_max_apply_to_numbers():
     f = fld("integer", min=Decimal(0), max=Decimal(10))
     assert coerce_value(f, "10") == 10

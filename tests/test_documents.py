@@ -122,7 +122,8 @@ def test_status_and_missing_per_stage_with_the_licence_on_the_customer(world):
     corp, other = _corp(svc), _corp(svc)
     project = _project(svc, corp)
     states = documents.document_status(session, models, META, project)
-    assert [s.code for s in states] == [d.code for d in META.products["bank_loan"].documents]
+    assert [s.code for s in states] == [d.code for d in META.products["bank_loan"].documents
+                                        if d.applies_to(CORP)]    # a company: no marriage certificate
     assert not any(s.present for s in states)
     missing = documents.missing_documents(session, models, META, project, "application")
     assert [s.code for s in missing] == APPLICATION                # optional ones are never missing
@@ -218,6 +219,25 @@ def test_a_project_of_a_product_without_documents_misses_nothing(world):
     session.refresh(project)
     assert project.documents_missing.startswith("担保申请书、营业执照")
     assert documents.refresh_all_projects(svc) == 0
+
+
+def test_the_daily_run_rechecks_open_applications_only(world):
+    """Setting ``documents_open_statuses``: applications get their missing documents
+    back after an upgrade; a released project is left as it is."""
+    from danbao.engines.business import daily_run
+    models, session, svc, store = world
+    applying, released = _project(svc, _corp(svc)), _project(svc, _corp(svc))
+    svc.assign(PROJECT, released.id, {"status": "released"})
+    session.commit()
+    table = models.table(PROJECT)
+    session.execute(table.update().values(documents_missing=None))
+    session.commit()
+    counts = daily_run(session, models, META, dt.date(2026, 12, 1))
+    assert counts["documents"] == 1
+    session.expire_all()
+    assert session.get(models.cls(PROJECT), applying.id).documents_missing.startswith("担保申请书")
+    assert session.get(models.cls(PROJECT), released.id).documents_missing is None
+    assert daily_run(session, models, META, dt.date(2026, 12, 2))["documents"] == 0
 
 
 # -- screens and REST ------------------------------------------------------------------------------
@@ -422,3 +442,19 @@ def test_openapi_describes_the_document_paths(app):
     assert f"/api/v1/{PROJECT}/{{record_id}}/documents" in paths
     assert f"/api/v1/{CORP}/{{record_id}}/attachments" in paths
     assert "/api/v1/bank/{record_id}/attachments" not in paths
+
+
+def test_a_person_is_not_asked_for_a_company_s_papers(world):
+    """``customers`` on a requirement: a business licence and statements from a
+    company, a marriage certificate (optional) from a person."""
+    models, session, svc, store = world
+    person = svc.create("individual_customer", {"name": "王强", "id_type": "resident_id", "id_no": "11010519491231002X"})
+    mine = svc.create(PROJECT, {"project_no": "DOC-P-1", "name": "个人经营贷", "customer_kind": "individual",
+                                "individual_customer": person.id, "amount": "500000.00", "term_months": 12})
+    theirs = _project(svc, _corp(svc))
+    asked = {s.requirement.code for s in documents.document_status(session, models, META, mine)}
+    company = {s.requirement.code for s in documents.document_status(session, models, META, theirs)}
+    assert {"business_licence", "financial_statements", "articles"} <= company - asked
+    assert "marriage_proof" in asked - company
+    assert {"guarantee_application", "id_card", "credit_report"} <= asked & company
+    assert "营业执照" not in (mine.documents_missing or "") and "身份证" in mine.documents_missing

@@ -56,6 +56,15 @@ def test_saving_a_company_classifies_it(database_url):
         bare = w.records().create("corporate_customer", {"name": "无数据公司", "uscc": make_uscc(902),
                                                          "enterprise_size": "small"})
         assert bare.enterprise_size == "small"          # nothing to judge by: left as entered
+        # construction (48) is sized by revenue and total assets, both reached (万元): CNY 900m
+        # revenue with CNY 40m assets is only small; with CNY 900m assets it is large
+        build = w.records().create("corporate_customer", {"name": "江苏建工集团有限公司", "uscc": make_uscc(903),
+                                                          "industry": "48", "annual_revenue": "90000",
+                                                          "total_assets": "4000"})
+        assert build.enterprise_size == "small"         # assets 4000 < 5000 for medium, ≥ 300 for small
+        build = w.records().update("corporate_customer", build.id, {"total_assets": "90000"},
+                                   expected_version=build.version)
+        assert build.enterprise_size == "large"
     finally:
         w.s.close()
         w.engine.dispose()

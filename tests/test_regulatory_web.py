@@ -180,6 +180,12 @@ def test_dashboard_figures_equal_an_independent_computation(world):
     labels = {r["code"]: r["label"] for r in got["by_product"]}
     assert labels == {"bank_loan": "银行贷款担保", "construction_performance": "工程履约保函"}
     assert {r["code"]: r["label"] for r in got["by_status"]}["overdue"] == "逾期"
+    # in the order the metadata declares them (申请中 … 已核销; 正常 … 损失), not by code
+    project = app.extensions["danbao"].meta.entity("guarantee_project")
+    for key, field in (("by_status", "status"), ("by_risk_class", "risk_class")):
+        order = [o.value for o in project.field(field).options]
+        codes = [r["code"] for r in got[key]]
+        assert codes == sorted(codes, key=order.index) and len(codes) > 1, key
     en = client.get("/api/v1/regulatory/dashboard",
                     headers=dict(jwt(client, "audit"), **{"Accept-Language": "en"})).get_json()
     assert {r["code"]: r["label"] for r in en["by_product"]}["bank_loan"] == "Bank loan guarantee"

@@ -285,3 +285,12 @@ def test_forms_refuse_posts_without_the_csrf_token(database_url, tmp_path):
     assert c.post("/e/corporate_customer/add", data=data).status_code == 400
     resp = c.post("/e/corporate_customer/add", data=dict(data, csrf_token=csrf_from(page)))
     assert resp.status_code == 302
+
+
+def test_names_read_in_their_own_order(app):
+    from danbao.engines.users import display_name
+    assert display_name("三", "张", "zhangsan") == "张三 (zhangsan)"
+    assert display_name("John", "Smith", "js") == "John Smith (js)"
+    assert display_name(None, None, "x") == "x"
+    page = login(app.test_client(), "pm").get("/e/corporate_customer/").get_data(as_text=True)
+    assert "测试pm<b" in page.replace("\n", "")          # the user menu: family name first

@@ -366,7 +366,7 @@ class Portfolio:
             "region": region, "registered_address": self.address(region),
             "operating_address": self.address(region) if rng.random() < 0.3 else None,
             "business_scope": f"{scope}；货物及技术进出口。", "industry": industry, "employees": employees,
-            "annual_revenue": money(revenue), "enterprise_size": self.enterprise_size(industry, employees, revenue, assets),
+            "annual_revenue": money(revenue), "total_assets": money(assets), "enterprise_size": self.enterprise_size(industry, employees, revenue, assets),
             "main_business": products,
             "main_customers": f"{CITY[rng.choice(CITIES)[0]][2]}{rng.choice(NAME_WORDS)}集团有限公司（约{rng.randint(15, 40)}%）等",
             "main_suppliers": f"{CITY[rng.choice(CITIES)[0]][2]}{rng.choice(NAME_WORDS)}贸易有限公司（约{rng.randint(10, 35)}%）等",
@@ -407,22 +407,12 @@ class Portfolio:
         return dt.date(self.rng.randint(1962, 1992), self.rng.randint(1, 12), self.rng.randint(1, 28))
 
     def enterprise_size(self, industry: str, staff: int, revenue: Decimal, assets: Decimal) -> str | None:
-        """The size by the table in settings (工信部联企业〔2011〕300号): the largest size whose every threshold is reached."""
-        table = self.meta.setting("enterprise_size_table") or []
+        """The size by the table in settings (工信部联企业〔2011〕300号), as the save hook decides it."""
+        from danbao.engines.enterprise_size import classify, industry_row
         codelist = self.meta.codelists.get("industry_gb4754")
-        section = None
-        if codelist is not None:
-            item = next((i for i in codelist.items if i.code == industry), None)
-            section = getattr(item, "parent", None)
-        row = next((r for r in table if industry in r.get("industries", ()) or section in r.get("industries", ())),
-                   next((r for r in table if r.get("key") == "other"), None))
-        if row is None:
-            return None
-        have = {"staff": staff, "revenue": revenue, "assets": assets}
-        for size in ("large", "medium", "small"):
-            if all(have[k] >= v for k, v in (row.get(size) or {}).items()):
-                return size
-        return "micro"
+        parents = {i.code: i.parent for i in codelist.items} if codelist else {}
+        row = industry_row(self.meta.setting("enterprise_size_table") or [], industry, parents.get)
+        return classify(row, {"staff": staff, "revenue": revenue, "assets": assets}) if row else None
 
     def bank_credits(self, region: str, capital: Decimal) -> list[dict]:
         rng = self.rng

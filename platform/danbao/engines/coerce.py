@@ -109,6 +109,8 @@ def _decimal(field, raw, _):
         raise FieldError("应为数字", "must be a number")
     if isinstance(raw, str):
         raw = raw.strip().replace(",", "").replace("，", "")
+        if field.type == "rate" and raw.endswith(("%", "％")):
+            return _percent(field, raw[:-1])
     elif isinstance(raw, float):
         raw = repr(raw)
     elif not isinstance(raw, (int, Decimal)):
@@ -128,6 +130,17 @@ def _decimal(field, raw, _):
         raise FieldError(f"最多 {scale} 位小数", f"must have at most {scale} decimal places")
     value = value.quantize(step)
     return value
+
+
+def _percent(field, raw: str):
+    """A rate typed as a percentage ("1.8%" is 0.018), exact in Decimal."""
+    try:
+        value = Decimal(raw.strip()) / 100
+    except (InvalidOperation, ValueError):
+        raise FieldError("应为数字或百分比（如 1.8%）", "must be a number or a percentage (e.g. 1.8%)") from None
+    if not value.is_finite():
+        raise FieldError("应为有限的数字", "must be a finite number")
+    return _decimal(field, format(value, "f"), None)
 
 
 def _boolean(field, raw, _):

@@ -228,9 +228,10 @@ def document_status(session, models, meta: Meta, project) -> list[DocumentState]
             records.append(customer)
         files = _record_files(session, models, meta, records)
         by_rows = _child_rows_present(session, models, meta, em, project, files)
+    asked = [d for d in product.documents if d.applies_to(customer[0] if customer is not None else None)]
     return [DocumentState(requirement=d, label=kind_label(meta, d.code), files=tuple(files.get(d.code, ())),
                           present=bool(files.get(d.code)) or d.code in by_rows)
-            for d in product.documents]
+            for d in asked]
 
 
 def _stage_rank(stage: str) -> int:
@@ -306,13 +307,16 @@ def refresh_documents_missing(service: RecordService, entity: str, record_id: in
     return changed
 
 
-def refresh_all_projects(service: RecordService) -> int:
-    """Rewrite ``documents_missing`` on every project where it is out of date (a database
-    upgraded to a build with the field, a product whose documents changed); not committed.
-    Returns how many projects changed."""
+def refresh_all_projects(service: RecordService, statuses: tuple[str, ...] | None = None) -> int:
+    """Rewrite ``documents_missing`` on the projects (in ``statuses``, if given) where it
+    is out of date (a database upgraded to a build with the field, a product whose
+    documents changed); not committed. Returns how many projects changed."""
     em = project_em(service.meta)
     if em is None or not em.has_field(MISSING_FIELD):
         return 0
-    ids = service.session.execute(sa.select(service.models.table(em.name).c.id).order_by(
-        service.models.table(em.name).c.id)).scalars().all()
+    table = service.models.table(em.name)
+    query = sa.select(table.c.id).order_by(table.c.id)
+    if statuses is not None and em.has_field("status"):
+        query = query.where(table.c[em.field("status").column_name].in_(statuses))
+    ids = service.session.execute(query).scalars().all()
     return sum(len(refresh_documents_missing(service, em.name, pid)) for pid in ids)

@@ -15,8 +15,10 @@ ROLE_TABLE = sa.table("ab_role", sa.column("id"), sa.column("name"))
 
 
 def display_name(first: str | None, last: str | None, username: str) -> str:
-    """Chinese order: family name first, no space (张 三 -> 张三); the login in brackets."""
-    full = f"{last or ''}{first or ''}".strip()
+    """Chinese order, family name first, no space (三 / 张 -> 张三); a Latin name
+    as written (John / Smith -> John Smith); the login in brackets."""
+    first, last = first or "", last or ""
+    full = (f"{first} {last}" if (first + last).isascii() else f"{last}{first}").strip()
     return f"{full} ({username})" if full else username
 
 

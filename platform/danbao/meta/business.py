@@ -157,7 +157,7 @@ class BusinessChecker:
             if kind not in self.m.counter_guarantee_kinds:
                 self.error(src, "DB281", f"{where}: '{kind}' is not a counter-guarantee kind")
         self._scorecards(where, p)
-        self._documents(where, p)
+        self._documents(where, p, draft)
         if draft is not None:
             self._sections(where, p, draft)
         self._range(p.get("deposit_rate"), p.src("deposit_rate"), f"{where}: deposit_rate", high=ONE)
@@ -196,7 +196,7 @@ class BusinessChecker:
                 self.error(src, "DB281", f"{where}: scorecards: {kind}: {card!r} is not a scorecard "
                                          f"(scorecards: {', '.join(self.m.scorecards) or 'none'})")
 
-    def _documents(self, where: str, p: Layered) -> None:
+    def _documents(self, where: str, p: Layered, draft: EntityDraft | None) -> None:
         items = p.items("documents")
         if not items:
             return
@@ -217,6 +217,20 @@ class BusinessChecker:
             elif doc_code in seen:
                 self.error(src, "DB282", f"{where}: document '{doc_code}' is listed twice")
             seen.add(doc_code)
+            self._document_customers(where, doc, src, draft)
+
+    def _document_customers(self, where: str, doc: LineDict, src: Source, draft: EntityDraft | None) -> None:
+        """``customers`` names entities the product's projects refer to as their customer."""
+        targets = set()
+        if draft is not None:
+            targets = {f.get("target") for f in draft.fields.values() if f.get("type") == "reference"}
+        for name in doc.get("customers") or ():
+            if name not in self.m.entities:
+                self.error(src, "DB282", f"{where}: document '{doc.get('code')}': customers: "
+                                         f"'{name}' is not an entity")
+            elif draft is not None and name not in targets:
+                self.error(src, "DB282", f"{where}: document '{doc.get('code')}': customers: no field of "
+                                         f"'{draft.name}' refers to '{name}'")
 
     def _sections(self, where: str, p: Layered, draft: EntityDraft) -> None:
         keys = set(draft.sections) if draft.sections_declared else {DEFAULT_SECTION}
@@ -377,7 +391,7 @@ def _product(code: str, p: Layered) -> ProductMeta:
         counter_guarantees=tuple(p.get("counter_guarantees") or ()), min_coverage=_dec(p.get("min_coverage")),
         scorecards=MappingProxyType(dict(p.get("scorecards") or {})),
         documents=tuple(DocumentRequirement(d.get("code"), bool(d.get("required", True)),
-                                            d.get("stage", "application"))
+                                            d.get("stage", "application"), tuple(d.get("customers") or ()))
                         for d, _ in p.items("documents")),
         sections=tuple(p.get("sections") or ()), check_every_months=p.get("check_every_months"),
         amount_min=_dec(p.get("amount_min")), amount_max=_dec(p.get("amount_max")),

@@ -548,10 +548,17 @@ class FeeSchemeMeta:
 
 @dataclass(frozen=True)
 class DocumentRequirement:
-    """A document a product asks for (a ``code`` of the ``document_kind`` code list)."""
+    """A document a product asks for (a ``code`` of the ``document_kind`` code list);
+    ``customers`` limits it to projects whose customer is one of these entities
+    (a business licence from a company, not from a person)."""
     code: str
     required: bool = True
     stage: str = "application"        # application | contract | release
+    customers: tuple[str, ...] = ()
+
+    def applies_to(self, customer_entity: str | None) -> bool:
+        """Asked of a project with this customer (any, while none is chosen)."""
+        return not self.customers or customer_entity is None or customer_entity in self.customers
 
 
 @dataclass(frozen=True)

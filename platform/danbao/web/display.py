@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from danbao.meta.model import FieldMeta, Meta
 
@@ -31,11 +31,20 @@ def format_value(meta: Meta, f: FieldMeta, value, lang: str, users=None) -> str:
         return codelist.label_of(value, lang) if codelist else str(value)
     if f.type == "money":
         return f"{Decimal(value):,.2f}"
+    if f.type == "rate":
+        return percent_text(value)
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
+
+
+def percent_text(value) -> str:
+    """A rate as people read it, to 0.01% rounded half up: 0.018 -> 1.8%,
+    1.201115 -> 120.11% (Decimal, no trailing zeros; fee rates are exact)."""
+    shown = (Decimal(value) * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).normalize()
+    return f"{shown:f}%"
 
 
 def title_of(meta: Meta, obj) -> str:
