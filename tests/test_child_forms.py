@@ -205,6 +205,15 @@ def test_child_row_files_land_on_the_row_they_were_chosen_in(app):
     got = c.get(href)
     assert got.status_code == 200 and got.data == PNG
 
+    # a row dropped with its photo: the file is kept for the audit, no longer served
+    form = c.get(f"/e/guarantee_project/{pid}/edit").get_data(as_text=True)
+    version = re.search(r'name="version" value="(\d+)"', form).group(1)
+    resp = c.post(f"/e/guarantee_project/{pid}/edit", content_type="multipart/form-data", data=_project_form(
+        customer, version=version, **{"post_checks-0-id": str(rows[1]), "post_checks-0-round_no": "1"}))
+    assert _project_id(resp) == pid
+    assert {r.round_no for r in _rows(app, "post_check", pid)} == {1}
+    assert c.get(href).status_code == 404
+
 
 @pytest.mark.parametrize("upload,message", [
     ((PNG[:8] + b"\x00" * (1024 * 1024 + 10), "太大.png"), "文件过大：不能超过 1 MB"),

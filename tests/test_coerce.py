@@ -54,6 +54,8 @@ def test_a_rate_and_its_percentage_and_its_display_agree(rate):
     f = fld("rate")
     value = coerce_value(f, str(rate))
     assert coerce_value(f, f"{rate * 100:f}%") == value
+    from danbao.web.display import input_value
+    assert coerce_value(f, input_value(f, value)) == value   # what the form's input holds saves back exactly
     shown = coerce_value(f, percent_text(value))           # shown to 0.01%: exact for fee rates (4 places)
     assert abs(shown - value) <= Decimal("0.00005")
     if value == value.quantize(Decimal("0.0001")):

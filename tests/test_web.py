@@ -294,3 +294,40 @@ def test_names_read_in_their_own_order(app):
     assert display_name(None, None, "x") == "x"
     page = login(app.test_client(), "pm").get("/e/corporate_customer/").get_data(as_text=True)
     assert "测试pm<b" in page.replace("\n", "")          # the user menu: family name first
+
+
+def test_the_change_history_reads_one_entry_per_save(app):
+    """修改记录: newest save first, each listing field: old → new; the first 20
+    saves, then a link to all; a field whose condition fails is not shown."""
+    c = app.test_client()
+    h = jwt(c, "pm")
+    rid = c.post("/api/v1/corporate_customer/", json=corp_payload(name="常州天宁机械有限公司", employees=10),
+                 headers=h).get_json()["id"]
+    for n in range(11, 35):                                     # 24 saves after the creation
+        v = c.get(f"/api/v1/corporate_customer/{rid}", headers=h).get_json()["result"]["version"]
+        assert c.put(f"/api/v1/corporate_customer/{rid}", json={"employees": n, "version": v},
+                     headers=h).status_code == 200
+    page = login(app.test_client(), "pm").get(f"/e/corporate_customer/{rid}").get_data(as_text=True)
+    audit = page[page.index('id="audit"'):]
+    entries = re.findall(r'<tr class="danbao-change">(.*?)</tr>', audit, re.S)
+    assert len(entries) == 20
+    newest = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", entries[0]))
+    assert "员工人数" in newest and "33 → 34" in newest
+    assert "另有 5 次保存" in audit                               # 25 saves in all
+    every = login(app.test_client(), "pm").get(f"/e/corporate_customer/{rid}?history=all").get_data(as_text=True)
+    entries = re.findall(r'<tr class="danbao-change">(.*?)</tr>', every[every.index('id="audit"'):], re.S)
+    assert len(entries) == 25 and "<details>" in entries[-1]      # the creation: many fields, folded
+    assert 'data-field="high_tech_cert_no"' not in page           # not a high-tech company: its certificate hidden
+
+
+def test_read_only_fields_show_as_text_on_the_form(app):
+    """A field the system writes (企业规模 is classified; 资信等级 comes from scoring) is no input."""
+    c = app.test_client()
+    h = jwt(c, "pm")
+    rid = c.post("/api/v1/corporate_customer/", json=corp_payload(), headers=h).get_json()["id"]
+    form = login(app.test_client(), "pm").get(f"/e/corporate_customer/{rid}/edit").get_data(as_text=True)
+    readonly = [f.name for f in app.extensions["danbao"].meta.entity("corporate_customer").column_fields
+                if f.readonly and not f.computed]
+    assert readonly
+    for name in readonly:
+        assert f'id="fld-{name}" data-readonly="true"' in form and f'name="{name}"' not in form, name

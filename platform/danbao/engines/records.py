@@ -523,6 +523,9 @@ class RecordService:
             rows.append(self._audit_row(em, rec, root_em, obj, rec_action, field, old, new))
         for row in obj.__dict__.pop("_danbao_deleted", []):
             rows.append(dict(row, root_version=obj.version))
+        at = self.clock()                  # one save, one time: the history shows it as one change
+        for row in rows:
+            row["at"] = at
         if rows:
             self.session.execute(table.insert(), rows)
 

@@ -63,6 +63,8 @@ def input_value(f: FieldMeta, value) -> str:
         return value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
+    if f.type == "rate" and isinstance(value, (Decimal, int)):   # as people type it, exactly: 0.018 -> 1.8%
+        return f"{(Decimal(value) * 100).normalize():f}%"          # (what was posted is shown as typed)
     return str(value)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from flask import abort, current_app, flash, g, jsonify, redirect, request, send_file, url_for
@@ -20,7 +19,6 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from danbao.engines import documents
-from danbao.engines.coerce import FieldError
 from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed, hidden_sections
 from danbao.web.access import can, login_redirect
@@ -29,7 +27,9 @@ from danbao.engines.users import active_users, user_names
 from danbao.web.display import UserNames, audit_value, display, format_value, input_value, title_of
 from danbao.config import local_tz
 from danbao.web.exprjs import child_rules, form_rules
-from danbao.web.forms import payload_from_form, posted_rows, row_state, row_uploads, stacked
+from danbao.web import uploads
+from danbao.web.forms import payload_from_form, row_state, stacked
+from danbao.web.history import SHOWN, changes_of
 from danbao.web.i18n import current_lang, t
 
 
@@ -49,54 +49,6 @@ def row_record(row, saved_of: dict):
     if not isinstance(row, dict):
         return row
     return saved_of.get(str(row.get("id") or ""))
-
-
-def discard(staged: dict) -> None:
-    """Delete the temporary files of checked uploads that were not stored."""
-    store = runtime().store
-    for waiting in staged.values():
-        for _, one in waiting:
-            store.discard(one)
-
-
-def chose_files() -> bool:
-    """Did the post carry any file? (A form shown again cannot keep them: say so.)"""
-    return any(u and u.filename for key in request.files for u in request.files.getlist(key))
-
-
-def row_records(em, obj, data: dict, before: dict[str, set]) -> dict[str, list]:
-    """{children field: [child id of each posted row, in payload order]} after a save.
-
-    What RecordService does (records.py ``_validate_children`` / ``_apply_children``):
-    a row with an ``id`` is that child of this record (an id that is not one of its
-    rows fails validation, so nothing is saved); every row without one becomes a new
-    child appended to the record's collection, in payload order, after the rows it
-    keeps. The session does not expire on commit, so that in-memory list is what it
-    built; the children whose ids were not there before the save are therefore the
-    new rows, in the order posted (save hooks, which run later, could only append
-    after them)."""
-    out = {}
-    for f in em.children:
-        if f.name not in data:
-            continue
-        fresh = iter([c.id for c in getattr(obj, f.name) if c.id not in before.get(f.name, set())])
-        out[f.name] = [int(row["id"]) if str(row.get("id") or "").isdigit() else next(fresh, None)
-                       for row in data[f.name]]
-    return out
-
-
-def child_files(em, obj) -> dict[str, dict[int, list]]:
-    """{children field: {child id: stored files}} of a record's child rows, one query per
-    child entity that has attachments fields."""
-    rt = runtime()
-    out = {}
-    if obj is None:
-        return out
-    for f in em.children:
-        child = rt.meta.entity(f.target)
-        if child.attachment_fields:
-            out[f.name] = rt.store.list_many(rt.session, child.name, [c.id for c in getattr(obj, f.name)])
-    return out
 
 
 def actor() -> Actor:
@@ -200,23 +152,25 @@ class EntityView(BaseView):
             obj = service().get(entity, record_id)
         except NotFound:
             abort(404)
-        audit = rt.models.system["danbao_audit"]
-        history = rt.session.execute(sa.select(audit).where(
-            audit.c.root_entity == entity, audit.c.root_id == record_id).order_by(audit.c.id.desc()).limit(500)).all()
+        changes, cut = changes_of(rt.session, rt.models.system["danbao_audit"], entity, record_id)
+        all_changes = request.args.get("history") == "all"
         files = rt.store.list(rt.session, entity, record_id)
         cards = cards_for(rt.meta, entity)
         scores = scores_of(rt.session, rt.models, entity, record_id) if cards else []
         from danbao.web.project_panels import project_panels
         from danbao.web.workflow_views import workflow_panel
-        return self.render_template("danbao/show.html", **self._ctx(em, obj=obj, history=history, files=files,
+        values = {f.name: getattr(obj, f.column_name) for f in em.column_fields}
+        return self.render_template("danbao/show.html", **self._ctx(em, obj=obj, files=files,
+                                                                    changes=changes if all_changes else changes[:SHOWN],
+                                                                    more_changes=len(changes) - SHOWN
+                                                                    if not all_changes and len(changes) > SHOWN else 0,
+                                                                    changes_cut=cut and all_changes,
+                                                                    field_state=row_state(rt.meta, em, obj, today()),
                                                                     cards=cards, scores=scores,
                                                                     wfp=workflow_panel(entity, record_id),
                                                                     panels=project_panels(em, obj, files),
-                                                                    hidden=hidden_sections(
-                                                                        rt.meta, em, {f.name: getattr(obj, f.column_name)
-                                                                                      for f in em.column_fields},
-                                                                        today()),
-                                                                    child_files=child_files(em, obj),
+                                                                    hidden=hidden_sections(rt.meta, em, values, today()),
+                                                                    child_files=uploads.child_files(runtime(), em, obj),
                                                                     **documents_ctx(em, obj)))
 
     # -- add / edit -----------------------------------------------------------
@@ -230,18 +184,18 @@ class EntityView(BaseView):
         if request.method == "GET":
             return self._form(em, None, {}, {})
         data = payload_from_form(em, request.form, runtime().meta, request.files)
-        uploads, file_errors = self._stage_child_files(em, data)
+        staged, file_errors = uploads.stage_child_files(runtime(), em, data, today())
         try:
             if file_errors:
                 return self._form(em, None, data, file_errors, status=422, reselect=True)
             try:
                 obj = service().create(entity, data)
             except ValidationFailed as exc:
-                return self._form(em, None, data, exc.messages(current_lang()), status=422, reselect=chose_files())
-            rows_changed = self._store_child_files(em, obj, data, {}, uploads)
+                return self._form(em, None, data, exc.messages(current_lang()), status=422, reselect=uploads.chose_files())
+            rows_changed = uploads.store_child_files(runtime(), actor().user_id, em, obj, data, {}, staged)
         finally:
-            discard(uploads)
-        if self._store_files(em, obj) + rows_changed:
+            uploads.discard(runtime(), staged)
+        if uploads.store_files(runtime(), actor().user_id, em, obj) + rows_changed:
             self._refresh_documents(em.name, obj.id)
         flash(t("created"), "success")
         return redirect(url_for("EntityView.show", entity=entity, record_id=obj.id))
@@ -259,7 +213,7 @@ class EntityView(BaseView):
         if request.method == "GET":
             return self._form(em, obj, None, {})
         data = payload_from_form(em, request.form, runtime().meta, request.files)
-        uploads, file_errors = self._stage_child_files(em, data)
+        staged, file_errors = uploads.stage_child_files(runtime(), em, data, today())
         try:
             if file_errors:
                 return self._form(em, obj, data, file_errors, status=422, version=request.form.get("version"),
@@ -270,17 +224,17 @@ class EntityView(BaseView):
             except ValidationFailed as exc:
                 runtime().session.rollback()
                 return self._form(em, svc.get(entity, record_id), data, exc.messages(current_lang()), status=422,
-                                  reselect=chose_files())
+                                  reselect=uploads.chose_files())
             except Conflict as exc:
                 # keep what the user typed on screen; nothing was saved
                 flash(exc.message.get(current_lang()), "danger")
                 return self._form(em, svc.get(entity, record_id), data, {}, status=409,
-                                  version=request.form.get("version"), reselect=chose_files())
-            rows_changed = self._store_child_files(em, obj, data, before, uploads)
+                                  version=request.form.get("version"), reselect=uploads.chose_files())
+            rows_changed = uploads.store_child_files(runtime(), actor().user_id, em, obj, data, before, staged)
         finally:
-            discard(uploads)
-        removed = self._remove_files(em, record_id)
-        if self._store_files(em, obj) + removed + rows_changed:
+            uploads.discard(runtime(), staged)
+        removed = uploads.remove_files(runtime(), em, record_id)
+        if uploads.store_files(runtime(), actor().user_id, em, obj) + removed + rows_changed:
             self._refresh_documents(entity, record_id)
         flash(t("saved"), "success")
         return redirect(url_for("EntityView.show", entity=entity, record_id=record_id))
@@ -298,132 +252,8 @@ class EntityView(BaseView):
         html = self.render_template("danbao/form.html", **self._ctx(
             em, obj=obj, data=data, errors=errors, files=files, rules=rules,
             version=version if version is not None else (obj.version if obj is not None else None),
-            child_files=child_files(em, obj), saved_rows=saved, **documents_ctx(em, obj)))
+            child_files=uploads.child_files(runtime(), em, obj), saved_rows=saved, **documents_ctx(em, obj)))
         return html, status
-
-    # -- files of child rows ------------------------------------------------------
-    def _stage_child_files(self, em, data) -> tuple[dict, dict]:
-        """Check every file chosen in a child row before anything is saved, so a bad one
-        is a field error on its row and neither the record nor the other rows are lost.
-
-        Returns ({(children field, payload position): [(attachments field, StagedFile)]},
-        errors keyed as the record service keys a row's fields: ``post_checks.1.files``).
-        The position is the row's place in ``data[children field]``, which is how the
-        form lists rows again after an error."""
-        rt = runtime()
-        lang = current_lang()
-        staged: dict = {}
-        errors: dict[str, str] = {}
-        try:
-            for f in em.children:
-                child = rt.meta.entity(f.target)
-                if not child.attachment_fields or f.name not in data:
-                    continue
-                position = {i: k for k, (i, _) in enumerate(posted_rows(f.name, child, request.form, request.files))}
-                for (i, name), chosen in sorted(row_uploads(f.name, child, request.files).items()):
-                    k = position[i]          # a row with a file is always kept
-                    row, af, key = data[f.name][k], child.field(name), f"{f.name}.{k}.{name}"
-                    if name in row_state(rt.meta, child, row, today()).hidden:
-                        continue             # like a value its conditions hide, ignored
-                    if af.max_files and self._held(f.name, i, child, row, name) + len(chosen) > af.max_files:
-                        errors[key] = t("too_many_files", n=af.max_files)
-                        continue
-                    for upload in chosen:
-                        try:
-                            one = rt.store.stage(field=af, filename=upload.filename, stream=upload.stream)
-                        except FieldError as exc:
-                            errors[key] = f"{upload.filename}: {exc.message.get(lang)}"
-                            continue
-                        staged.setdefault((f.name, k), []).append((af, one))
-        except BaseException:
-            discard(staged)
-            raise
-        if errors:
-            discard(staged)
-            return {}, errors
-        return staged, {}
-
-    def _held(self, child_field: str, i: int, child, row: dict, name: str) -> int:
-        """How many files field ``name`` of an existing row keeps after this post's removals."""
-        row_id = int(row["id"]) if str(row.get("id") or "").isdigit() else None
-        if row_id is None:
-            return 0
-        rt = runtime()
-        dropping = self._child_removals(child_field, i, child, row_id)
-        return len([sf for sf in rt.store.list(rt.session, child.name, row_id)
-                    if sf.field == name and sf.id not in dropping])
-
-    def _child_removals(self, child_field: str, i: int, child, row_id) -> set[int]:
-        """Ids of the files ticked for removal in posted row ``i`` that really are that row's."""
-        if row_id is None:
-            return set()
-        rt = runtime()
-        ticked = {int(v) for v in request.form.getlist(f"{child_field}-{i}-remove_attachment") if v.isdigit()}
-        return ticked & {sf.id for sf in rt.store.list(rt.session, child.name, row_id)}
-
-    def _store_child_files(self, em, obj, data, before: dict, staged: dict) -> int:
-        """After the save: remove the files ticked in each kept row and store the checked
-        uploads against the child record each posted row became (see ``row_records``).
-        Returns how many files changed (a row's files may count as a project's documents)."""
-        rt = runtime()
-        records = row_records(em, obj, data, before)
-        touched = 0
-        for f in em.children:
-            child = rt.meta.entity(f.target)
-            if not child.attachment_fields or f.name not in records:
-                continue
-            for k, (i, _) in enumerate(posted_rows(f.name, child, request.form, request.files)):
-                row_id = records[f.name][k]
-                if row_id is None:      # cannot happen (see row_records); never guess a row
-                    continue
-                for att_id in self._child_removals(f.name, i, child, row_id):
-                    rt.store.remove(rt.session, att_id)
-                    touched += 1
-                waiting = staged.get((f.name, k), [])
-                while waiting:      # one by one, so an error leaves the rest to discard()
-                    af, one = waiting.pop(0)
-                    rt.store.add_staged(rt.session, one, entity=child.name, record_id=row_id, user_id=actor().user_id)
-                    touched += 1
-        if touched:
-            rt.session.commit()
-        return touched
-
-    def _store_files(self, em, obj) -> int:
-        """Store the uploads of each attachments field (tagged with the document kind chosen
-        next to it, if any); return how many were stored."""
-        rt = runtime()
-        lang = current_lang()
-        taggable = em.name in documents.taggable_entities(rt.meta)
-        stored = 0
-        for f in em.attachment_fields:
-            kind = (request.form.get(f"{f.name}__doc_kind") or "").strip() if taggable else ""
-            for upload in request.files.getlist(f.name):
-                if not upload or not upload.filename:
-                    continue
-                try:
-                    att_id = rt.store.add(rt.session, field=f, entity=em.name, record_id=obj.id,
-                                          filename=upload.filename, stream=upload.stream, user_id=actor().user_id)
-                    if kind:
-                        try:
-                            documents.tag(rt.session, rt.models, rt.meta, att_id, kind, actor().user_id)
-                        except documents.DocumentRefused as exc:   # the file is kept, untagged
-                            flash(f"{upload.filename}: {exc.message.get(lang)}", "danger")
-                            kind = ""
-                    rt.session.commit()
-                    stored += 1
-                except FieldError as exc:
-                    rt.session.rollback()
-                    flash(f"{f.label.get(lang)} · {upload.filename}: {exc.message.get(lang)}", "danger")
-        return stored
-
-    def _remove_files(self, em, record_id) -> int:
-        rt = runtime()
-        ids = {int(v) for v in request.form.getlist("remove_attachment") if v.isdigit()}
-        own = {sf.id for sf in rt.store.list(rt.session, em.name, record_id)}
-        for att_id in ids & own:
-            rt.store.remove(rt.session, att_id)
-        rt.session.commit()
-        return len(ids & own)
 
     def _refresh_documents(self, entity, record_id) -> None:
         """Files of a project or a customer changed: rewrite the projects' missing documents.
@@ -485,6 +315,10 @@ class EntityView(BaseView):
         if resp:
             return resp
         rt = runtime()
+        try:
+            service().get(entity, record_id)     # a deleted record's files (kept for the audit) are not served
+        except NotFound:
+            abort(404)
         stored = rt.store.get(rt.session, entity, record_id, attachment_id)
         if stored is None or not stored.path.exists():
             abort(404)

@@ -100,7 +100,11 @@ var DanbaoExpr = (function () {
     if (type === "boolean") { return inputs.filter("[type=checkbox]").prop("checked"); }
     var raw = $.trim(inputs.last().val() || "");
     if (raw === "") { return null; }
-    if (NUMERIC[type]) { var n = parseFloat(raw.replace(/[,，]/g, "")); return isNaN(n) ? null : n; }
+    if (NUMERIC[type]) {
+      var text = raw.replace(/[,，\s]/g, ""), percent = type === "rate" && /[%％]$/.test(text);
+      var n = parseFloat(percent ? text.slice(0, -1) : text);   /* a rate may be typed as 1.8% */
+      return isNaN(n) ? null : (percent ? n / 100 : n);
+    }
     return raw;
   }
   function compile(rules) {

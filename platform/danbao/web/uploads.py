@@ -1,0 +1,183 @@
+"""Files chosen on a generated form: the record's own attachments fields and
+those of its child rows (a post-guarantee check's photos on the project form).
+
+Child-row files are checked before anything is saved, so a bad one is a field
+error on its row and loses nothing; after the save each is stored against the
+child record its row became. The entity view calls these with the runtime and
+the acting user; they read the request's form and files.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import flash, request
+
+from danbao.engines import documents
+from danbao.engines.coerce import FieldError
+from danbao.web.forms import posted_rows, row_state, row_uploads
+from danbao.web.i18n import current_lang, t
+
+
+def discard(rt, staged: dict) -> None:
+    """Delete the temporary files of checked uploads that were not stored."""
+    store = rt.store
+    for waiting in staged.values():
+        for _, one in waiting:
+            store.discard(one)
+
+
+def chose_files() -> bool:
+    """Did the post carry any file? (A form shown again cannot keep them: say so.)"""
+    return any(u and u.filename for key in request.files for u in request.files.getlist(key))
+
+
+def row_records(em, obj, data: dict, before: dict[str, set]) -> dict[str, list]:
+    """{children field: [child id of each posted row, in payload order]} after a save.
+
+    What RecordService does (records.py ``_validate_children`` / ``_apply_children``):
+    a row with an ``id`` is that child of this record (an id that is not one of its
+    rows fails validation, so nothing is saved); every row without one becomes a new
+    child appended to the record's collection, in payload order, after the rows it
+    keeps. The session does not expire on commit, so that in-memory list is what it
+    built; the children whose ids were not there before the save are therefore the
+    new rows, in the order posted (save hooks, which run later, could only append
+    after them)."""
+    out = {}
+    for f in em.children:
+        if f.name not in data:
+            continue
+        fresh = iter([c.id for c in getattr(obj, f.name) if c.id not in before.get(f.name, set())])
+        out[f.name] = [int(row["id"]) if str(row.get("id") or "").isdigit() else next(fresh, None)
+                       for row in data[f.name]]
+    return out
+
+
+def child_files(rt, em, obj) -> dict[str, dict[int, list]]:
+    """{children field: {child id: stored files}} of a record's child rows, one query per
+    child entity that has attachments fields."""
+    out = {}
+    if obj is None:
+        return out
+    for f in em.children:
+        child = rt.meta.entity(f.target)
+        if child.attachment_fields:
+            out[f.name] = rt.store.list_many(rt.session, child.name, [c.id for c in getattr(obj, f.name)])
+    return out
+
+
+def stage_child_files(rt, em, data, on: dt.date) -> tuple[dict, dict]:
+    """Check every file chosen in a child row before anything is saved, so a bad one
+    is a field error on its row and neither the record nor the other rows are lost.
+
+    Returns ({(children field, payload position): [(attachments field, StagedFile)]},
+    errors keyed as the record service keys a row's fields: ``post_checks.1.files``).
+    The position is the row's place in ``data[children field]``, which is how the
+    form lists rows again after an error."""
+    lang = current_lang()
+    staged: dict = {}
+    errors: dict[str, str] = {}
+    try:
+        for f in em.children:
+            child = rt.meta.entity(f.target)
+            if not child.attachment_fields or f.name not in data:
+                continue
+            position = {i: k for k, (i, _) in enumerate(posted_rows(f.name, child, request.form, request.files))}
+            for (i, name), chosen in sorted(row_uploads(f.name, child, request.files).items()):
+                k = position[i]          # a row with a file is always kept
+                row, af, key = data[f.name][k], child.field(name), f"{f.name}.{k}.{name}"
+                if name in row_state(rt.meta, child, row, on).hidden:
+                    continue             # like a value its conditions hide, ignored
+                if af.max_files and _held(rt, f.name, i, child, row, name) + len(chosen) > af.max_files:
+                    errors[key] = t("too_many_files", n=af.max_files)
+                    continue
+                for upload in chosen:
+                    try:
+                        one = rt.store.stage(field=af, filename=upload.filename, stream=upload.stream)
+                    except FieldError as exc:
+                        errors[key] = f"{upload.filename}: {exc.message.get(lang)}"
+                        continue
+                    staged.setdefault((f.name, k), []).append((af, one))
+    except BaseException:
+        discard(rt, staged)
+        raise
+    if errors:
+        discard(rt, staged)
+        return {}, errors
+    return staged, {}
+
+def _held(rt, child_field: str, i: int, child, row: dict, name: str) -> int:
+    """How many files field ``name`` of an existing row keeps after this post's removals."""
+    row_id = int(row["id"]) if str(row.get("id") or "").isdigit() else None
+    if row_id is None:
+        return 0
+    dropping = _child_removals(rt, child_field, i, child, row_id)
+    return len([sf for sf in rt.store.list(rt.session, child.name, row_id)
+                if sf.field == name and sf.id not in dropping])
+
+def _child_removals(rt, child_field: str, i: int, child, row_id) -> set[int]:
+    """Ids of the files ticked for removal in posted row ``i`` that really are that row's."""
+    if row_id is None:
+        return set()
+    ticked = {int(v) for v in request.form.getlist(f"{child_field}-{i}-remove_attachment") if v.isdigit()}
+    return ticked & {sf.id for sf in rt.store.list(rt.session, child.name, row_id)}
+
+def store_child_files(rt, user_id, em, obj, data, before: dict, staged: dict) -> int:
+    """After the save: remove the files ticked in each kept row and store the checked
+    uploads against the child record each posted row became (see ``row_records``).
+    Returns how many files changed (a row's files may count as a project's documents)."""
+    records = row_records(em, obj, data, before)
+    touched = 0
+    for f in em.children:
+        child = rt.meta.entity(f.target)
+        if not child.attachment_fields or f.name not in records:
+            continue
+        for k, (i, _) in enumerate(posted_rows(f.name, child, request.form, request.files)):
+            row_id = records[f.name][k]
+            if row_id is None:      # cannot happen (see row_records); never guess a row
+                continue
+            for att_id in _child_removals(rt, f.name, i, child, row_id):
+                rt.store.remove(rt.session, att_id)
+                touched += 1
+            waiting = staged.get((f.name, k), [])
+            while waiting:      # one by one, so an error leaves the rest to discard()
+                af, one = waiting.pop(0)
+                rt.store.add_staged(rt.session, one, entity=child.name, record_id=row_id, user_id=user_id)
+                touched += 1
+    if touched:
+        rt.session.commit()
+    return touched
+
+def store_files(rt, user_id, em, obj) -> int:
+    """Store the uploads of each attachments field (tagged with the document kind chosen
+    next to it, if any); return how many were stored."""
+    lang = current_lang()
+    taggable = em.name in documents.taggable_entities(rt.meta)
+    stored = 0
+    for f in em.attachment_fields:
+        kind = (request.form.get(f"{f.name}__doc_kind") or "").strip() if taggable else ""
+        for upload in request.files.getlist(f.name):
+            if not upload or not upload.filename:
+                continue
+            try:
+                att_id = rt.store.add(rt.session, field=f, entity=em.name, record_id=obj.id,
+                                      filename=upload.filename, stream=upload.stream, user_id=user_id)
+                if kind:
+                    try:
+                        documents.tag(rt.session, rt.models, rt.meta, att_id, kind, user_id)
+                    except documents.DocumentRefused as exc:   # the file is kept, untagged
+                        flash(f"{upload.filename}: {exc.message.get(lang)}", "danger")
+                        kind = ""
+                rt.session.commit()
+                stored += 1
+            except FieldError as exc:
+                rt.session.rollback()
+                flash(f"{f.label.get(lang)} · {upload.filename}: {exc.message.get(lang)}", "danger")
+    return stored
+
+def remove_files(rt, em, record_id) -> int:
+    ids = {int(v) for v in request.form.getlist("remove_attachment") if v.isdigit()}
+    own = {sf.id for sf in rt.store.list(rt.session, em.name, record_id)}
+    for att_id in ids & own:
+        rt.store.remove(rt.session, att_id)
+    rt.session.commit()
+    return len(ids & own)
