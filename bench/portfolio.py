@@ -53,7 +53,7 @@ from danbao.model.builder import _index_specs, build_models  # noqa: E402
 from danbao.model.engine import make_engine  # noqa: E402
 from danbao.model.migrate import ensure_schema  # noqa: E402
 from danbao.model.naming import index_name  # noqa: E402
-from danbao.model.system import LEDGER_TABLE  # noqa: E402
+from danbao.model.system import LEDGER_TABLE, ledger_effects_text  # noqa: E402
 
 ENTITY = "guarantee_project"
 BENCH_DB = "danbao_bench_portfolio"
@@ -163,7 +163,8 @@ def fill(engine, models, meta, n: int, seed: int = 7) -> dict:
                                 "customer_id": customer[1], "kind": kind, "amount": value, "direction": 1,
                                 "state": "confirmed", "booked_on": min(day, TODAY), "note": "", "made_by_id": 1,
                                 "made_at": NOW, "checked_by_id": 31, "checked_at": NOW, "confirmed_by_id": 32,
-                                "confirmed_at": NOW, "meta_version": meta.version[:200], "lock_version": 0})
+                                "confirmed_at": NOW, "meta_version": meta.version[:200], "lock_version": 0,
+                                "effects": ledger_effects_text(meta.ledger_kinds[kind].effects)})   # pinned, as make() does
             if status in ("guaranteeing", "overdue", "released", "compensated", "written_off"):
                 entry("underwriting", amount, start)
             if status == "released":

@@ -24,8 +24,7 @@ from danbao.meta.loader import load_packs
 from danbao.model.builder import build_models
 from danbao.model.engine import make_engine
 from danbao.model.migrate import ensure_schema
-from webfixtures import add_user, jwt, login, make_app
-from wfapifixtures import dispose
+from webfixtures import login, staffed_app
 
 META = load_packs([CORE_PACK])
 PROJECT = "guarantee_project"
@@ -246,12 +245,7 @@ USERS = {"pm": "project_manager", "risk": "risk_officer", "audit": "auditor"}
 
 @pytest.fixture(scope="module")
 def app(module_database_url, tmp_path_factory):
-    app = make_app(module_database_url, tmp_path_factory.mktemp("inst"))
-    app.ids = {name: add_user(app, name, role) for name, role in USERS.items()}
-    client = app.test_client()
-    app.tokens = {name: jwt(client, name) for name in USERS}
-    yield app
-    dispose(app)
+    yield from staffed_app(module_database_url, tmp_path_factory.mktemp("inst"), USERS)
 
 
 def _web_project(app, **values):

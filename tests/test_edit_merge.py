@@ -221,3 +221,19 @@ def test_an_older_database_gets_the_audit_version_column_without_losing_a_row(da
         assert plan_migration(engine, models).is_empty
     finally:
         engine.dispose()
+
+
+def test_a_fee_row_added_to_a_project_cannot_come_in_paid(world):
+    """Paid amounts are the ledger's: a project created with its plan (an import) keeps
+    them; a row added later, or an existing row, does not take them from a form or the API."""
+    pid = with_fee_plan(world)
+    p = fresh(world, pid)
+    rows = form_of(p)["fee_instalments"] + [{"kind": "review_fee", "due_on": "2026-12-10", "amount": "5000.00",
+                                             "paid_amount": "5000.00", "paid_on": "2026-12-10"}]
+    world.records().update(ENTITY, pid, {"fee_instalments": rows}, expected_version=p.version)
+    added = [r for r in fresh(world, pid).fee_instalments if r.kind == "review_fee"]
+    assert len(added) == 1 and added[0].paid_amount is None and added[0].paid_on is None
+    imported = world.project(amount="1000000", fee_instalments=[
+        {"kind": "guarantee_fee", "due_on": "2025-12-01", "amount": "10000.00", "paid_amount": "10000.00",
+         "paid_on": "2025-12-01"}])
+    assert [r.paid_amount for r in fresh(world, imported).fee_instalments] == [Decimal("10000.00")]

@@ -13,8 +13,7 @@ from werkzeug.datastructures import MultiDict
 
 from danbao.demo import make_uscc
 from danbao.engines.records import Actor, RecordService
-from webfixtures import add_user, jwt, login, make_app
-from wfapifixtures import dispose
+from webfixtures import login, staffed_app
 
 ENTITY = "guarantee_project"
 USERS = {"pm": "project_manager", "pm2": "project_manager", "risk": "risk_officer", "fin": "finance"}
@@ -22,12 +21,7 @@ USERS = {"pm": "project_manager", "pm2": "project_manager", "risk": "risk_office
 
 @pytest.fixture(scope="module")
 def app(module_database_url, tmp_path_factory):
-    app = make_app(module_database_url, tmp_path_factory.mktemp("inst"))
-    app.ids = {name: add_user(app, name, role) for name, role in USERS.items()}
-    client = app.test_client()
-    app.tokens = {name: jwt(client, name) for name in USERS}
-    yield app
-    dispose(app)
+    yield from staffed_app(module_database_url, tmp_path_factory.mktemp("inst"), USERS)
 
 
 class FormValues(HTMLParser):

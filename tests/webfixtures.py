@@ -40,3 +40,15 @@ def jwt(client, username: str) -> dict:
 
 def csrf_from(html: str) -> str:
     return re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', html).group(1)
+
+
+def staffed_app(database_url: str, instance: Path, users: dict[str, str]):
+    """The core pack's app with ``users`` (name -> role), their ids (``app.ids``)
+    and REST tokens (``app.tokens``); a generator for module fixtures, disposed after."""
+    from wfapifixtures import dispose
+    app = make_app(database_url, instance)
+    app.ids = {name: add_user(app, name, role) for name, role in users.items()}
+    client = app.test_client()
+    app.tokens = {name: jwt(client, name) for name in users}
+    yield app
+    dispose(app)

@@ -212,10 +212,13 @@ class RecordService:
                                  "This record is in an approval workflow and cannot be deleted: withdraw or finish it first"))
 
     # -- validation -----------------------------------------------------
-    def _validate(self, em: EntityMeta, obj, data, *, system: bool = False) -> dict:
+    def _validate(self, em: EntityMeta, obj, data, *, system: bool = False, new_takes_readonly: bool = True) -> dict:
         """Check the whole payload; return {field: typed value or children plan}.
         ``system``: the system writes it (a fee plan settled from the ledger), so
-        read-only fields of existing records are taken, not ignored."""
+        read-only fields of existing records are taken, not ignored. A new record
+        takes them (a project imported in force, with its paid fees) unless
+        ``new_takes_readonly`` is false: a row added to an existing record
+        (a fee row typed in as paid would bypass the ledger)."""
         if not isinstance(data, Mapping):
             raise ValidationFailed({"_": Label("请求体应为对象", "the body must be an object")})
         errors: dict[str, Label] = {}
@@ -228,7 +231,8 @@ class RecordService:
         for f in em.fields:
             if f.type == "attachments":
                 continue
-            present = f.name in data and not f.computed and not (f.readonly and obj is not None and not system)
+            takes = system or (obj is None and new_takes_readonly)
+            present = f.name in data and not f.computed and not (f.readonly and not takes)
             if f.type == "children":
                 if present:
                     plan[f.name] = self._validate_children(f, obj, data[f.name], errors, system=system)
@@ -332,7 +336,7 @@ class RecordService:
                     errors[f"{f.name}.{i}.id"] = Label("不是本记录的明细行", "is not a row of this record")
                     continue
             try:
-                sub = self._validate(child_em, child, row, system=system)
+                sub = self._validate(child_em, child, row, system=system, new_takes_readonly=obj is None)
             except ValidationFailed as exc:
                 for key, msg in exc.errors.items():
                     errors[f"{f.name}.{i}.{key}"] = msg
