@@ -68,6 +68,9 @@ def test_surety_row_shows_guarantor_fields_and_the_page_shows_them(server, tmp_p
         page.select_option("select[name='counter_guarantees-1-guarantor_kind']", "company")
         page.fill("input[name='counter_guarantees-1-guarantor_name']", "镇江华宇控股集团有限公司")
         page.fill("input[name='counter_guarantees-1-appraised_value']", "1500000")
+        page.fill("#fld-fee_rate", "1.8%")                                  # a rate typed as people say it
+        assert page.locator("[data-field=status] [data-readonly=true]").is_visible()   # the workflows' to move
+        assert page.locator("[name=status]").count() == 0
         if SHOTS:
             page.screenshot(path=str(SHOTS / "children-form.png"), full_page=True)
         page.click("#save")
@@ -81,5 +84,6 @@ def test_surety_row_shows_guarantor_fields_and_the_page_shows_them(server, tmp_p
         assert surety.locator("[data-cfield=rank]").count() == 0
         assert blocks.nth(0).locator("[data-cfield=guarantor_name]").count() == 0
         assert "镇江市京口区学府路1号" in blocks.nth(0).inner_text()
+        assert page.locator("[data-field=fee_rate]").inner_text().strip() == "1.8%"
         page.screenshot(path=str((SHOTS or tmp_path) / "children-show.png"), full_page=True)
         browser.close()

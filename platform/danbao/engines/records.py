@@ -400,6 +400,7 @@ class RecordService:
         collection = getattr(obj, f.name)
         keep = set()
         changes_before = len(obj._danbao_changes)
+        written = obj.__dict__.setdefault("_danbao_rows", {})[f.name] = []
         for child, values in planned:
             if child is None:
                 child = child_cls()
@@ -407,6 +408,7 @@ class RecordService:
                 collection.append(child)
             else:
                 self._stamp(child, now, created=False)
+            written.append(child)
             keep.add(id(child))
             self._apply(child_em, child, values, now)
             obj._danbao_changes.extend(child.__dict__.pop("_danbao_changes", []))
@@ -417,6 +419,13 @@ class RecordService:
                 collection.remove(child)
         if len(obj._danbao_changes) > changes_before or obj.__dict__.get("_danbao_deleted"):
             flag_modified(obj, "updated_at")     # a row changed is the record changed: its version moves
+
+    @staticmethod
+    def rows_written(obj, field_name: str) -> list[int] | None:
+        """After a save that sent ``field_name``'s rows: the id of the child each sent row
+        became, in the order sent (a screen stores a row's files on it); None if not sent."""
+        rows = obj.__dict__.get("_danbao_rows", {}).get(field_name)
+        return None if rows is None else [child.id for child in rows]
 
     def _stamp(self, obj, now, *, created: bool) -> None:
         if created:

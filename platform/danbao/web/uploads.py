@@ -14,6 +14,7 @@ from flask import flash, request
 
 from danbao.engines import documents
 from danbao.engines.coerce import FieldError
+from danbao.engines.records import RecordService
 from danbao.web.forms import posted_rows, row_state, row_uploads
 from danbao.web.i18n import current_lang, t
 
@@ -31,24 +32,13 @@ def chose_files() -> bool:
     return any(u and u.filename for key in request.files for u in request.files.getlist(key))
 
 
-def row_records(em, obj, data: dict, before: dict[str, set]) -> dict[str, list]:
-    """{children field: [child id of each posted row, in payload order]} after a save.
-
-    What RecordService does (records.py ``_validate_children`` / ``_apply_children``):
-    a row with an ``id`` is that child of this record (an id that is not one of its
-    rows fails validation, so nothing is saved); every row without one becomes a new
-    child appended to the record's collection, in payload order, after the rows it
-    keeps. The session does not expire on commit, so that in-memory list is what it
-    built; the children whose ids were not there before the save are therefore the
-    new rows, in the order posted (save hooks, which run later, could only append
-    after them)."""
+def row_records(em, obj, data: dict) -> dict[str, list]:
+    """{children field: [child id of each posted row, in payload order]} after a save,
+    as the record service says it wrote them (``RecordService.rows_written``)."""
     out = {}
     for f in em.children:
-        if f.name not in data:
-            continue
-        fresh = iter([c.id for c in getattr(obj, f.name) if c.id not in before.get(f.name, set())])
-        out[f.name] = [int(row["id"]) if str(row.get("id") or "").isdigit() else next(fresh, None)
-                       for row in data[f.name]]
+        if f.name in data:
+            out[f.name] = RecordService.rows_written(obj, f.name) or []
     return out
 
 
@@ -121,19 +111,19 @@ def _child_removals(rt, child_field: str, i: int, child, row_id) -> set[int]:
     ticked = {int(v) for v in request.form.getlist(f"{child_field}-{i}-remove_attachment") if v.isdigit()}
     return ticked & {sf.id for sf in rt.store.list(rt.session, child.name, row_id)}
 
-def store_child_files(rt, user_id, em, obj, data, before: dict, staged: dict) -> int:
+def store_child_files(rt, user_id, em, obj, data, staged: dict) -> int:
     """After the save: remove the files ticked in each kept row and store the checked
     uploads against the child record each posted row became (see ``row_records``).
     Returns how many files changed (a row's files may count as a project's documents)."""
-    records = row_records(em, obj, data, before)
+    records = row_records(em, obj, data)
     touched = 0
     for f in em.children:
         child = rt.meta.entity(f.target)
         if not child.attachment_fields or f.name not in records:
             continue
         for k, (i, _) in enumerate(posted_rows(f.name, child, request.form, request.files)):
-            row_id = records[f.name][k]
-            if row_id is None:      # cannot happen (see row_records); never guess a row
+            row_id = records[f.name][k] if k < len(records[f.name]) else None
+            if row_id is None:      # cannot happen (every sent row is written); never guess a row
                 continue
             for att_id in _child_removals(rt, f.name, i, child, row_id):
                 rt.store.remove(rt.session, att_id)

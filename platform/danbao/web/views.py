@@ -192,7 +192,7 @@ class EntityView(BaseView):
                 obj = service().create(entity, data)
             except ValidationFailed as exc:
                 return self._form(em, None, data, exc.messages(current_lang()), status=422, reselect=uploads.chose_files())
-            rows_changed = uploads.store_child_files(runtime(), actor().user_id, em, obj, data, {}, staged)
+            rows_changed = uploads.store_child_files(runtime(), actor().user_id, em, obj, data, staged)
         finally:
             uploads.discard(runtime(), staged)
         if uploads.store_files(runtime(), actor().user_id, em, obj) + rows_changed:
@@ -218,7 +218,6 @@ class EntityView(BaseView):
             if file_errors:
                 return self._form(em, obj, data, file_errors, status=422, version=request.form.get("version"),
                                   reselect=True)
-            before = {f.name: {c.id for c in getattr(obj, f.name)} for f in em.children if f.name in data}
             try:
                 svc.update(entity, record_id, data, expected_version=request.form.get("version"))
             except ValidationFailed as exc:
@@ -230,7 +229,7 @@ class EntityView(BaseView):
                 flash(exc.message.get(current_lang()), "danger")
                 return self._form(em, svc.get(entity, record_id), data, {}, status=409,
                                   version=request.form.get("version"), reselect=uploads.chose_files())
-            rows_changed = uploads.store_child_files(runtime(), actor().user_id, em, obj, data, before, staged)
+            rows_changed = uploads.store_child_files(runtime(), actor().user_id, em, obj, data, staged)
         finally:
             uploads.discard(runtime(), staged)
         removed = uploads.remove_files(runtime(), em, record_id)
