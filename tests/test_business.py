@@ -277,3 +277,18 @@ def test_the_daily_run_writes_the_regulatory_position_and_leverage_warns(world):
     daily_run(world.s, world.models, small, today)
     assert world.s.execute(sa.select(t.c.leverage_status)).scalar() == "breach"   # still one record, rewritten
     assert world.s.execute(sa.select(sa.func.count()).select_from(t)).scalar() == 1
+
+
+def test_a_kind_the_product_refuses_is_named_on_the_row_as_sent(world):
+    """Rows are numbered as the form sent them, a new row first included."""
+    pid = world.project(amount="800000", product="litigation_preservation", beneficiary="南京市中级人民法院",
+                        counter_guarantees=[{"kind": "earnest", "appraised_value": "800000"}])
+    p = get(world, pid)
+    kept = {"id": p.counter_guarantees[0].id, "kind": "earnest", "appraised_value": "800000"}
+    with pytest.raises(ValidationFailed) as info:
+        world.records().update(ENTITY, pid, {"counter_guarantees": [
+            {"kind": "mortgage", "asset_kind": "real_estate", "appraised_value": "900000"}, kept]},
+            expected_version=p.version)
+    assert set(info.value.errors) == {"counter_guarantees.0.kind"}
+    world.s.rollback()
+    assert [r.kind for r in get(world, pid).counter_guarantees] == ["earnest"]

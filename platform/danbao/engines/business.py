@@ -91,7 +91,8 @@ def _product_errors(em: EntityMeta, project, product: ProductMeta | None) -> dic
         errors["term_months"] = Label(f"产品“{product.label.zh}”的期限最长 {product.term_max_months} 个月",
                                       f"product '{product.label.en}' allows at most {product.term_max_months} months")
     if em.has_field("counter_guarantees") and product.counter_guarantees:
-        for i, row in enumerate(project.counter_guarantees):
+        sent = RecordService.rows_sent(project, "counter_guarantees")   # numbered as the form sent them
+        for i, row in enumerate(sent if sent is not None else project.counter_guarantees):
             kind = getattr(row, "kind", None)
             if kind and kind not in product.counter_guarantees:
                 errors[f"counter_guarantees.{i}.kind"] = Label(

@@ -421,10 +421,16 @@ class RecordService:
             flag_modified(obj, "updated_at")     # a row changed is the record changed: its version moves
 
     @staticmethod
-    def rows_written(obj, field_name: str) -> list[int] | None:
-        """After a save that sent ``field_name``'s rows: the id of the child each sent row
-        became, in the order sent (a screen stores a row's files on it); None if not sent."""
-        rows = obj.__dict__.get("_danbao_rows", {}).get(field_name)
+    def rows_sent(obj, field_name: str) -> list | None:
+        """During or after a save that sent ``field_name``'s rows: the child record each
+        sent row became, in the order sent (an error names the row as the form numbers
+        it); None if the save did not send them."""
+        return obj.__dict__.get("_danbao_rows", {}).get(field_name)
+
+    @classmethod
+    def rows_written(cls, obj, field_name: str) -> list[int] | None:
+        """After the commit: the ids of ``rows_sent`` (a screen stores a row's files on it)."""
+        rows = cls.rows_sent(obj, field_name)
         return None if rows is None else [child.id for child in rows]
 
     def _stamp(self, obj, now, *, created: bool) -> None:
