@@ -712,6 +712,7 @@ def test_the_ledger_screen_and_api_list_entries_of_a_removed_kind(database_url, 
             e = ledger.make(pid, "deposit_received", D("800.00"), Actor(ids["pm"], "pm"))
             ledger.check(e, Actor(ids["risk"], "risk"))
             ledger.confirm(e, Actor(ids["fin"], "fin"))
+            waiting = ledger.make(pid, "deposit_received", D("100.00"), Actor(ids["pm"], "pm"))   # not checked yet
             rt.session.commit()
             meta = rt.meta
             settings = rt.settings
@@ -725,7 +726,7 @@ def test_the_ledger_screen_and_api_list_entries_of_a_removed_kind(database_url, 
         resp = client.get(f"/api/v1/{ENTITY}/{pid}/ledger", headers=jwt(client, "audit"))
         assert resp.status_code == 200, resp.data
         data = resp.get_json()
-        [entry] = data["entries"]
+        [entry] = [x for x in data["entries"] if x["id"] == e]
         assert (entry["id"], entry["kind"], entry["kind_label"], entry["amount"]) == \
             (e, "deposit_received", "deposit_received", "800.00")
         assert {b["code"]: b["amount"] for b in data["balances"]}["deposit_held"] == "800.00"
@@ -736,6 +737,9 @@ def test_the_ledger_screen_and_api_list_entries_of_a_removed_kind(database_url, 
         row = re.search(rf'<tr data-entry="{e}".*?</tr>', page.text, re.S).group(0)
         assert "deposit_received" in row and 'data-action="reverse"' not in row
         assert 'data-balance="deposit_held">800.00<' in page.text
+        pending = login(app.test_client(), "risk").get("/ledger/pending").text     # waiting for a check
+        row = re.search(rf'<tr data-entry="{waiting}".*?</tr>', pending, re.S).group(0)
+        assert 'data-action="reject"' in row and 'data-action="check"' not in row
     finally:
         dispose(app)
 

@@ -710,7 +710,8 @@ def test_an_old_ledger_with_entries_of_a_removed_kind_is_refused(database_url):
         models = build_models(without)
         schema, data = schema_of(world.engine), rows(world.engine, LEDGER_TABLE)
         plan = plan_migration(world.engine, models)
-        assert kinds(plan) == [("add_system_column", LEDGER_TABLE, "effects", SAFE)]
+        assert kinds(plan) == [("add_system_column", LEDGER_TABLE, "effects", BLOCKED)]   # db plan says so
+        assert "“recovery”" in plan.operations[0].reason.zh and "2 entries" in plan.operations[0].reason.en
         for attempt in (lambda: apply_migration(world.engine, plan), lambda: ensure_schema(world.engine, models)):
             with pytest.raises(MigrationRefused) as err:
                 attempt()

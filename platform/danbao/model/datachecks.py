@@ -281,6 +281,12 @@ def assess(conn, op: Operation, existing: set[str]) -> Operation:
         if n:
             op.safety = BLOCKED
             op.reason = _label(op, f"{n} 行为空，不能设为非空", f"{n} rows are empty; cannot be made NOT NULL")
+    elif kind == "add_system_column" and op.payload["column"].info.get("blocked_by") is not None:
+        column = op.payload["column"]
+        reasons = column.info["blocked_by"](conn, column.table)   # what its backfill would refuse
+        if reasons:
+            op.safety = BLOCKED
+            op.reason = Label("；".join(r.zh for r in reasons), "; ".join(r.en for r in reasons))
     elif kind == "add_column" and not op.payload["column"].nullable:
         n = _count(conn, sa.select(sa.func.count()).select_from(sa.table(op.payload["db_table"])))
         if n:

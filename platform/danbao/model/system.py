@@ -339,6 +339,16 @@ def _pin_ledger_effects(kinds: Mapping[str, Mapping[str, int]]):
     return backfill
 
 
+def _undeclared_kinds_before_pinning(kinds: Mapping[str, Mapping[str, int]]):
+    """What ``db plan`` says of adding ``effects``: blocked, with the backfill's reason,
+    when entries of kinds the metadata no longer declares exist (every row is unpinned
+    before the column exists)."""
+    def blocked_by(conn, table: Table) -> list[Label]:
+        query = select(table.c.kind, func.count()).group_by(table.c.kind).order_by(table.c.kind)
+        return [unpinned_ledger_refusal(kind, n) for kind, n in conn.execute(query) if kind not in kinds]
+    return blocked_by
+
+
 def _ledger_table(metadata: MetaData, kinds: Mapping[str, Mapping[str, int]]) -> Table:
     """The ledger (台账): money movements of projects, booked maker-checker.
 
@@ -365,7 +375,8 @@ def _ledger_table(metadata: MetaData, kinds: Mapping[str, Mapping[str, int]]) ->
         Column("amount", Numeric(18, 2, asdecimal=True), nullable=False),
         Column("direction", SmallInteger, nullable=False),     # +1, or -1 for a reversal
         # balance -> +1/-1 as of making (a reversal: those of the entry it reverses)
-        Column("effects", Text, info={"backfill": _pin_ledger_effects(kinds)}),
+        Column("effects", Text, info={"backfill": _pin_ledger_effects(kinds),
+                                      "blocked_by": _undeclared_kinds_before_pinning(kinds)}),
         Column("state", String(16), nullable=False),           # made | checked | confirmed | rejected
         Column("booked_on", Date, nullable=False),
         Column("note", Text, nullable=False, default=""),
