@@ -269,23 +269,11 @@ class RecordService:
         """
         today = self.clock().date()
 
-        def value_of(where: str, kind: str):
-            rule = self.meta.expression(em.name, where, kind)
-            if rule is None:
-                return None, False
-            try:
-                return rule.evaluate(merged, today=today), True
-            except ExprEvalError:   # a condition that cannot be evaluated does not hold
-                return None, True
-
         def holds(where: str, kind: str) -> bool:
-            result, declared = value_of(where, kind)
-            return declared and result is True
+            return condition_holds(self.meta, em.name, where, kind, merged, today) is True
 
         def fails(where: str, kind: str) -> bool:
-            result, declared = value_of(where, kind)
-            return declared and result is not True
-
+            return condition_holds(self.meta, em.name, where, kind, merged, today) is False
 
         closed = hidden_sections(self.meta, em, merged, today)
         hidden = {n for s in em.sections if s.key in closed for n in s.fields}
@@ -474,25 +462,21 @@ class RecordService:
         changed = self.session.execute(
             sa.select(audit.c.entity, audit.c.record_id, audit.c.field, audit.c.action)
             .where(*mine, audit.c.root_version > read)).all()
-        children = {f.target: f for f in em.fields if f.type == "children"}
+        # the child lists this edit sends: child entity -> {row id: (stored row, values sent)}
+        sent = {f.target: {child.id: (child, values) for child, values in plan[f.name] if child is not None}
+                for f in em.children if f.name in plan}
         for entity, record_id, field, action in changed:
             if entity == em.name and record_id == obj.id:
                 if field in plan and plan[field] != getattr(obj, em.field(field).column_name):
                     return False
                 continue
-            owner = children.get(entity)
-            if owner is None or owner.name not in plan:
-                continue                            # a child list this edit does not send
-            sent = {child.id: values for child, values in plan[owner.name] if child is not None}
-            if action == "delete":
-                continue                            # a sent row that is gone failed validation already
-            if record_id not in sent:
-                return False                        # saving would drop a row someone else added or changed
-            values = sent[record_id]
-            if field in values:
-                current = next(c for c in getattr(obj, owner.name) if c.id == record_id)
-                if values[field] != getattr(current, self.meta.entity(entity).field(field).column_name):
-                    return False
+            if entity not in sent or action == "delete":
+                continue            # a list this edit does not send; a sent row that is gone failed validation
+            if record_id not in sent[entity]:
+                return False        # saving would drop a row someone else added or changed
+            row, values = sent[entity][record_id]
+            if field in values and values[field] != getattr(row, self.meta.entity(entity).field(field).column_name):
+                return False
         return True
 
     def _stale(self, em: EntityMeta, obj=None) -> Conflict:
@@ -566,21 +550,24 @@ class RecordService:
         }
 
 
+def condition_holds(meta, entity: str, where: str, kind: str, values: Mapping[str, Any],
+                    today: dt.date) -> bool | None:
+    """Whether the ``kind`` condition (visible_if, required_if, readonly_if) of a field or of
+    ``section:<key>`` holds for these values; None if none is declared. One that cannot be
+    evaluated does not hold. The save, the form and the record page all judge by this."""
+    rule = meta.expression(entity, where, kind)
+    if rule is None:
+        return None
+    try:
+        return rule.evaluate(values, today=today) is True
+    except ExprEvalError:
+        return False
+
+
 def hidden_sections(meta, em: EntityMeta, values: Mapping[str, Any], today: dt.date) -> set[str]:
-    """Keys of the sections whose ``visible_if`` does not hold for these values
-    (a condition that cannot be evaluated does not hold)."""
-    hidden = set()
-    for s in em.sections:
-        rule = meta.expression(em.name, f"section:{s.key}", "visible_if")
-        if rule is None:
-            continue
-        try:
-            shown = rule.evaluate(values, today=today) is True
-        except ExprEvalError:
-            shown = False
-        if not shown:
-            hidden.add(s.key)
-    return hidden
+    """Keys of the sections whose ``visible_if`` does not hold for these values."""
+    return {s.key for s in em.sections
+            if condition_holds(meta, em.name, f"section:{s.key}", "visible_if", values, today) is False}
 
 
 def _rounded(f: FieldMeta, value):

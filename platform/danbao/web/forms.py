@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from danbao.engines.coerce import FieldError, coerce_value
-from danbao.engines.records import hidden_sections
-from danbao.expr import ExprEvalError
+from danbao.engines.records import condition_holds, hidden_sections
 from danbao.meta.model import EntityMeta
 
 ROW_KEY = re.compile(r"^(?P<child>[a-z][a-z0-9_]*)-(?P<i>\d{1,4})-(?P<field>[a-z][a-z0-9_]*)$")
@@ -128,23 +127,17 @@ def row_state(meta, child_em: EntityMeta, row, today: dt.date) -> RowState:
     save: a condition that cannot be evaluated does not hold."""
     values = row_values(meta, child_em, row)
 
-    def result(name: str, kind: str):
-        rule = meta.expression(child_em.name, name, kind)
-        if rule is None:
-            return None
-        try:
-            return rule.evaluate(values, today=today)
-        except ExprEvalError:
-            return False
+    def holds(name: str, kind: str) -> bool | None:
+        return condition_holds(meta, child_em.name, name, kind, values, today)
 
     closed = hidden_sections(meta, child_em, values, today)
     in_closed = {n for s in child_em.sections if s.key in closed for n in s.fields}
     hidden, required, readonly = set(), set(), set()
     for f in child_em.fields:
-        if f.name in in_closed or (f.visible_if and result(f.name, "visible_if") is not True):
+        if f.name in in_closed or holds(f.name, "visible_if") is False:
             hidden.add(f.name)
-        if f.required or (f.required_if and result(f.name, "required_if") is True):
+        if f.required or holds(f.name, "required_if") is True:
             required.add(f.name)
-        if f.readonly_if and result(f.name, "readonly_if") is True:
+        if holds(f.name, "readonly_if") is True:
             readonly.add(f.name)
     return RowState(frozenset(hidden), frozenset(required), frozenset(readonly))
