@@ -32,16 +32,6 @@ def chose_files() -> bool:
     return any(u and u.filename for key in request.files for u in request.files.getlist(key))
 
 
-def row_records(em, obj, data: dict) -> dict[str, list]:
-    """{children field: [child id of each posted row, in payload order]} after a save,
-    as the record service says it wrote them (``RecordService.rows_written``)."""
-    out = {}
-    for f in em.children:
-        if f.name in data:
-            out[f.name] = RecordService.rows_written(obj, f.name) or []
-    return out
-
-
 def child_files(rt, em, obj) -> dict[str, dict[int, list]]:
     """{children field: {child id: stored files}} of a record's child rows, one query per
     child entity that has attachments fields."""
@@ -95,37 +85,38 @@ def stage_child_files(rt, em, data, on: dt.date) -> tuple[dict, dict]:
         return {}, errors
     return staged, {}
 
+
+def _ticked(rt, key: str, entity: str, record_id: int) -> tuple[set[int], list]:
+    """The file ids ticked for removal under ``key`` that really are the record's, and its files."""
+    files = rt.store.list(rt.session, entity, record_id)
+    ticked = {int(v) for v in request.form.getlist(key) if v.isdigit()}
+    return ticked & {sf.id for sf in files}, files
+
+
 def _held(rt, child_field: str, i: int, child, row: dict, name: str) -> int:
     """How many files field ``name`` of an existing row keeps after this post's removals."""
     row_id = int(row["id"]) if str(row.get("id") or "").isdigit() else None
     if row_id is None:
         return 0
-    dropping = _child_removals(rt, child_field, i, child, row_id)
-    return len([sf for sf in rt.store.list(rt.session, child.name, row_id)
-                if sf.field == name and sf.id not in dropping])
+    dropping, files = _ticked(rt, f"{child_field}-{i}-remove_attachment", child.name, row_id)
+    return len([sf for sf in files if sf.field == name and sf.id not in dropping])
 
-def _child_removals(rt, child_field: str, i: int, child, row_id) -> set[int]:
-    """Ids of the files ticked for removal in posted row ``i`` that really are that row's."""
-    if row_id is None:
-        return set()
-    ticked = {int(v) for v in request.form.getlist(f"{child_field}-{i}-remove_attachment") if v.isdigit()}
-    return ticked & {sf.id for sf in rt.store.list(rt.session, child.name, row_id)}
 
 def store_child_files(rt, user_id, em, obj, data, staged: dict) -> int:
     """After the save: remove the files ticked in each kept row and store the checked
-    uploads against the child record each posted row became (see ``row_records``).
+    uploads against the child record each posted row became (``RecordService.rows_written``).
     Returns how many files changed (a row's files may count as a project's documents)."""
-    records = row_records(em, obj, data)
     touched = 0
     for f in em.children:
         child = rt.meta.entity(f.target)
-        if not child.attachment_fields or f.name not in records:
+        if not child.attachment_fields or f.name not in data:
             continue
+        written = RecordService.rows_written(obj, f.name) or []
         for k, (i, _) in enumerate(posted_rows(f.name, child, request.form, request.files)):
-            row_id = records[f.name][k] if k < len(records[f.name]) else None
+            row_id = written[k] if k < len(written) else None
             if row_id is None:      # cannot happen (every sent row is written); never guess a row
                 continue
-            for att_id in _child_removals(rt, f.name, i, child, row_id):
+            for att_id in _ticked(rt, f"{f.name}-{i}-remove_attachment", child.name, row_id)[0]:
                 rt.store.remove(rt.session, att_id)
                 touched += 1
             waiting = staged.get((f.name, k), [])
@@ -136,6 +127,7 @@ def store_child_files(rt, user_id, em, obj, data, staged: dict) -> int:
     if touched:
         rt.session.commit()
     return touched
+
 
 def store_files(rt, user_id, em, obj) -> int:
     """Store the uploads of each attachments field (tagged with the document kind chosen
@@ -164,10 +156,11 @@ def store_files(rt, user_id, em, obj) -> int:
                 flash(f"{f.label.get(lang)} · {upload.filename}: {exc.message.get(lang)}", "danger")
     return stored
 
+
 def remove_files(rt, em, record_id) -> int:
-    ids = {int(v) for v in request.form.getlist("remove_attachment") if v.isdigit()}
-    own = {sf.id for sf in rt.store.list(rt.session, em.name, record_id)}
-    for att_id in ids & own:
+    """Remove the record's own files ticked on the form; return how many."""
+    ids, _ = _ticked(rt, "remove_attachment", em.name, record_id)
+    for att_id in ids:
         rt.store.remove(rt.session, att_id)
     rt.session.commit()
-    return len(ids & own)
+    return len(ids)
