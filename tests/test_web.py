@@ -331,3 +331,26 @@ def test_read_only_fields_show_as_text_on_the_form(app):
     assert readonly
     for name in readonly:
         assert f'id="fld-{name}" data-readonly="true"' in form and f'name="{name}"' not in form, name
+
+
+def test_the_latest_saves_read_in_small_batches_are_the_same(app, monkeypatch):
+    """The page reads the history a batch at a time until it has its 20 saves: the
+    result does not depend on the batch size, and the count of the rest is exact."""
+    from danbao.web import history
+    c = app.test_client()
+    h = jwt(c, "pm")
+    rid = c.post("/api/v1/corporate_customer/", json=corp_payload(name="无锡新吴电子有限公司", employees=5),
+                 headers=h).get_json()["id"]
+    for n in range(6, 30):
+        v = c.get(f"/api/v1/corporate_customer/{rid}", headers=h).get_json()["result"]["version"]
+        assert c.put(f"/api/v1/corporate_customer/{rid}", json={"employees": n, "version": v},
+                     headers=h).status_code == 200
+
+    def audit_part():
+        page = login(app.test_client(), "pm").get(f"/e/corporate_customer/{rid}").get_data(as_text=True)
+        return page[page.index('id="audit"'):page.index("</table>", page.index('id="audit"'))], page
+    whole, page = audit_part()
+    monkeypatch.setattr(history, "BATCH", 3)
+    small, page_small = audit_part()
+    assert small == whole and whole.count('<tr class="danbao-change">') == 20
+    assert "另有 5 次保存" in page and "另有 5 次保存" in page_small

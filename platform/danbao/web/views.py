@@ -29,7 +29,7 @@ from danbao.config import local_tz
 from danbao.web.exprjs import child_rules, form_rules
 from danbao.web import uploads
 from danbao.web.forms import payload_from_form, row_state, stacked
-from danbao.web.history import SHOWN, changes_of
+from danbao.web.history import history_page
 from danbao.web.i18n import current_lang, t
 
 
@@ -152,8 +152,8 @@ class EntityView(BaseView):
             obj = service().get(entity, record_id)
         except NotFound:
             abort(404)
-        changes, cut = changes_of(rt.session, rt.models.system["danbao_audit"], entity, record_id)
-        all_changes = request.args.get("history") == "all"
+        history = history_page(rt.session, rt.models.system["danbao_audit"], entity, record_id,
+                               everything=request.args.get("history") == "all")
         files = rt.store.list(rt.session, entity, record_id)
         cards = cards_for(rt.meta, entity)
         scores = scores_of(rt.session, rt.models, entity, record_id) if cards else []
@@ -161,10 +161,8 @@ class EntityView(BaseView):
         from danbao.web.workflow_views import workflow_panel
         values = {f.name: getattr(obj, f.column_name) for f in em.column_fields}
         return self.render_template("danbao/show.html", **self._ctx(em, obj=obj, files=files,
-                                                                    changes=changes if all_changes else changes[:SHOWN],
-                                                                    more_changes=len(changes) - SHOWN
-                                                                    if not all_changes and len(changes) > SHOWN else 0,
-                                                                    changes_cut=cut and all_changes,
+                                                                    changes=history.changes, more_changes=history.more,
+                                                                    changes_cut=history.cut,
                                                                     field_state=row_state(rt.meta, em, obj, today()),
                                                                     cards=cards, scores=scores,
                                                                     wfp=workflow_panel(entity, record_id),
