@@ -102,10 +102,12 @@ def stacked(child_em: EntityMeta) -> bool:
 
 @dataclass(frozen=True)
 class RowState:
-    """Which fields of one child row its conditions hide, require or lock."""
+    """Which sections and fields of one record or child row its conditions hide,
+    require or lock."""
     hidden: frozenset
     required: frozenset
     readonly: frozenset
+    sections: frozenset = frozenset()             # the keys of the sections hidden
 
 
 def row_values(meta, child_em: EntityMeta, row) -> dict[str, Any]:
@@ -140,4 +142,4 @@ def row_state(meta, child_em: EntityMeta, row, today: dt.date) -> RowState:
             required.add(f.name)
         if holds(f.name, "readonly_if") is True:
             readonly.add(f.name)
-    return RowState(frozenset(hidden), frozenset(required), frozenset(readonly))
+    return RowState(frozenset(hidden), frozenset(required), frozenset(readonly), frozenset(closed))

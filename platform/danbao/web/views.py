@@ -20,7 +20,7 @@ from flask_wtf.csrf import generate_csrf
 
 from danbao.engines import documents
 from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
-from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed, hidden_sections
+from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
 from danbao.web.access import can, login_redirect
 from danbao.engines.scoring import cards_for, scores_of
 from danbao.engines.users import active_users, user_names
@@ -159,15 +159,14 @@ class EntityView(BaseView):
         scores = scores_of(rt.session, rt.models, entity, record_id) if cards else []
         from danbao.web.project_panels import project_panels
         from danbao.web.workflow_views import workflow_panel
-        values = {f.name: getattr(obj, f.column_name) for f in em.column_fields}
+        state = row_state(rt.meta, em, obj, today())
         return self.render_template("danbao/show.html", **self._ctx(em, obj=obj, files=files,
                                                                     changes=history.changes, more_changes=history.more,
-                                                                    changes_cut=history.cut,
-                                                                    field_state=row_state(rt.meta, em, obj, today()),
+                                                                    changes_cut=history.cut, field_state=state,
                                                                     cards=cards, scores=scores,
                                                                     wfp=workflow_panel(entity, record_id),
                                                                     panels=project_panels(em, obj, files),
-                                                                    hidden=hidden_sections(rt.meta, em, values, today()),
+                                                                    hidden=state.sections,
                                                                     child_files=uploads.child_files(runtime(), em, obj),
                                                                     **documents_ctx(em, obj)))
 
