@@ -313,10 +313,12 @@ def unpinned_ledger_refusal(kind: str, count: int) -> Label:
                  f"upgrade; it can be removed afterwards")
 
 
-def unpinned_ledger_kinds(conn, table: Table, declared) -> dict[str, int]:
-    """Kinds not in ``declared`` that entries without pinned effects have, with how many entries."""
-    query = (select(table.c.kind, func.count()).where(table.c.effects.is_(None))
-             .group_by(table.c.kind).order_by(table.c.kind))
+def unpinned_ledger_kinds(conn, table: Table, declared, *, column_added: bool = True) -> dict[str, int]:
+    """Kinds not in ``declared`` that entries without pinned effects have, with how many
+    entries (before the ``effects`` column is added, every entry is unpinned)."""
+    query = select(table.c.kind, func.count()).group_by(table.c.kind).order_by(table.c.kind)
+    if column_added:
+        query = query.where(table.c.effects.is_(None))
     return {kind: count for kind, count in conn.execute(query) if kind not in declared}
 
 
@@ -344,8 +346,8 @@ def _undeclared_kinds_before_pinning(kinds: Mapping[str, Mapping[str, int]]):
     when entries of kinds the metadata no longer declares exist (every row is unpinned
     before the column exists)."""
     def blocked_by(conn, table: Table) -> list[Label]:
-        query = select(table.c.kind, func.count()).group_by(table.c.kind).order_by(table.c.kind)
-        return [unpinned_ledger_refusal(kind, n) for kind, n in conn.execute(query) if kind not in kinds]
+        left = unpinned_ledger_kinds(conn, table, kinds, column_added=False)
+        return [unpinned_ledger_refusal(kind, n) for kind, n in left.items()]
     return blocked_by
 
 
