@@ -136,35 +136,20 @@ def plain(value) -> str | None:
     return None if value is None else format(Decimal(value), "f")
 
 
-def _breakdown_label(meta: Meta, em, kind: str, code, lang: str) -> str:
-    if code in (None, ""):
-        return _pick(TEXT["unset"], lang)
+def _declared(meta: Meta, em, kind: str) -> dict:
+    """code -> label of a breakdown's key (status, product, risk class), in the order the
+    metadata declares them (申请中 before 在保, 正常 before 损失, products in their pack order),
+    so the breakdowns read like the business does."""
     if kind == "product":
-        product = meta.products.get(code)
-        if product is not None:
-            return product.label.get(lang)
         codelist = meta.codelists.get("product")
-        return codelist.label_of(code, lang) if codelist else str(code)
+        out = {code: p.label for code, p in meta.products.items()}
+        return out or ({item.code: item.label for item in codelist.items} if codelist else {})
     if em.has_field(kind):
         f = em.field(kind)
         if f.type == "enum":
-            return f.option_label(code, lang)
+            return {o.value: o.label for o in f.options}
         if f.type == "code" and f.codelist in meta.codelists:
-            return meta.codelists[f.codelist].label_of(code, lang)
-    return str(code)
-
-
-def _declared_order(meta: Meta, em, kind: str) -> dict:
-    """code -> position as the metadata declares them (申请中 before 在保, 正常 before 损失,
-    products in their pack order), so the breakdowns read like the business does."""
-    if kind == "product" and meta.products:
-        return {code: i for i, code in enumerate(meta.products)}
-    if em.has_field(kind):
-        f = em.field(kind)
-        if f.type == "enum":
-            return {o.value: i for i, o in enumerate(f.options)}
-        if f.type == "code" and f.codelist in meta.codelists:
-            return {item.code: i for i, item in enumerate(meta.codelists[f.codelist].items)}
+            return {item.code: item.label for item in meta.codelists[f.codelist].items}
     return {}
 
 
@@ -177,10 +162,16 @@ def board_dict(board, meta: Meta, lang: str) -> dict:
         return {"status": code, "status_label": _pick(STATUS_TEXT[code], lang)}
 
     def rows(kind, items):
-        rank = _declared_order(meta, em, kind)
+        declared = _declared(meta, em, kind)
+        rank = {code: i for i, code in enumerate(declared)}
         items = sorted(items, key=lambda item: (rank.get(item[0], len(rank)), str(item[0] or "")))
-        return [{"code": code, "label": _breakdown_label(meta, em, kind, code, lang), "count": n,
-                 "amount": money(amount)} for code, n, amount in items]
+
+        def label(code) -> str:
+            if code in (None, ""):
+                return _pick(TEXT["unset"], lang)
+            return declared[code].get(lang) if code in declared else str(code)
+        return [{"code": code, "label": label(code), "count": n, "amount": money(amount)}
+                for code, n, amount in items]
 
     return {
         "as_of": board.as_of.isoformat(),
