@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from danbao.engines.coerce import ID_LIMIT, FieldError, coerce_value, to_text
 from danbao.engines.numbering import format_number
+from danbao.engines.refusals import IN_APPROVAL, INTEGRITY, INVALID, NOT_FOUND, STALE, STILL_REFERENCED, Refusal
 from danbao.engines.sequences import next_number
 from danbao.engines.users import user_exists
 from danbao.expr import ExprEvalError
@@ -52,29 +53,31 @@ class Actor:
     lang: str = "zh"
 
 
-class ValidationFailed(Exception):
+class ValidationFailed(Refusal):
     """Field-level errors, keyed by field path (``shareholders.0.name``)."""
 
-    def __init__(self, errors: Mapping[str, Label]):
-        super().__init__(", ".join(f"{k}: {v.en}" for k, v in errors.items()))
-        self.errors = dict(errors)
+    def __init__(self, errors: Mapping[str, Label], *, code: str = INVALID):
+        errors = dict(errors)
+        first = next(iter(errors), None)
+        super().__init__(code, errors[first] if first is not None else Label("数据有误", "invalid data"),
+                         field=first)
+        self.args = (", ".join(f"{k}: {v.en}" for k, v in errors.items()),)
+        self.errors = errors
 
     def messages(self, lang: str) -> dict[str, str]:
         return {key: label.get(lang) for key, label in self.errors.items()}
 
 
-class Conflict(Exception):
-    """Somebody else changed the record since it was read."""
+class Conflict(Refusal):
+    """The record is not in a state for this (by default: somebody else changed it since it was read)."""
 
-    def __init__(self, message: Label):
-        super().__init__(message.en)
-        self.message = message
+    def __init__(self, message: Label, *, code: str = STALE, field: str | None = None, details: dict | None = None):
+        super().__init__(code, message, field=field, details=details)
 
 
-class NotFound(Exception):
+class NotFound(Refusal):
     def __init__(self, entity: str, record_id):
-        super().__init__(f"{entity} {record_id} not found")
-        self.message = Label(f"记录不存在：{entity} #{record_id}", f"No such record: {entity} #{record_id}")
+        super().__init__(NOT_FOUND, Label(f"记录不存在：{entity} #{record_id}", f"No such record: {entity} #{record_id}"))
 
 
 class RecordService:
@@ -194,7 +197,8 @@ class RecordService:
         except IntegrityError:
             self.session.rollback()
             raise Conflict(Label("该记录仍被其他记录引用，不能删除",
-                                 "This record is still referenced by other records and cannot be deleted")) from None
+                                 "This record is still referenced by other records and cannot be deleted"),
+                           code=STILL_REFERENCED) from None
         except StaleDataError:
             self.session.rollback()
             raise self._stale(em) from None
@@ -209,7 +213,8 @@ class RecordService:
             instances.c.state == "running").limit(1)).first()
         if running is not None:
             raise Conflict(Label("该记录正在审批中，不能删除（请先撤回或完成审批）",
-                                 "This record is in an approval workflow and cannot be deleted: withdraw or finish it first"))
+                                 "This record is in an approval workflow and cannot be deleted: withdraw or finish it first"),
+                           code=IN_APPROVAL)
 
     # -- validation -----------------------------------------------------
     def _validate(self, em: EntityMeta, obj, data, *, system: bool = False, new_takes_readonly: bool = True) -> dict:
@@ -515,7 +520,7 @@ class RecordService:
             if f.unique and (f"uq_{em.table}_{f.column_name}" in text or f"{em.table}.{f.column_name}" in text):
                 return ValidationFailed({f.name: Label("已被其他记录使用", "is already used by another record")})
         return Conflict(Label("保存失败：数据与其他记录冲突，请刷新后重试",
-                              "Not saved: the data conflicts with another record; reload and try again"))
+                              "Not saved: the data conflicts with another record; reload and try again"), code=INTEGRITY)
 
     def _audit_changes(self, obj, action: str) -> None:
         table = self.models.system["danbao_audit"]

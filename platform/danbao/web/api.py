@@ -23,7 +23,8 @@ from danbao.config import local_tz
 from danbao.engines.query import parse_list_args, run_list
 from danbao.engines.scoring import ScoringError, cards_for, load_score, score_record, score_to_dict, scores_of
 from danbao.meta.model import Label
-from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed, record_to_dict
+from danbao.engines.records import Actor, RecordService, ValidationFailed, record_to_dict
+from danbao.engines.refusals import Refusal
 from danbao.web.access import can
 from danbao.web.i18n import current_lang
 from danbao.web.openapi import build_spec
@@ -108,7 +109,16 @@ def _invalid(exc: ValidationFailed):
     rt = _runtime()
     rt.session.rollback()
     lang = _lang()
-    return jsonify(message="数据有误" if lang == "zh" else "invalid data", errors=exc.messages(lang)), 422
+    return jsonify(message="数据有误" if lang == "zh" else "invalid data", code=exc.code,
+                   errors=exc.messages(lang)), exc.status
+
+
+def refusal_response(exc: Refusal):
+    """Any engine refusal as JSON: its code, message, field and details; the status from its code."""
+    _runtime().session.rollback()
+    if isinstance(exc, ValidationFailed):
+        return _invalid(exc)
+    return jsonify(exc.to_json(_lang())), exc.status
 
 
 @bp.get("/<entity>/")
@@ -133,12 +143,8 @@ def _answer(action, *, status=200):
     """Run one service call; map the engine's refusals to their HTTP status."""
     try:
         result = action()
-    except NotFound as exc:
-        return _error(404, exc.message.zh, exc.message.en)
-    except ValidationFailed as exc:
-        return _invalid(exc)
-    except Conflict as exc:
-        return _error(409, exc.message.zh, exc.message.en)
+    except Refusal as exc:
+        return refusal_response(exc)
     return result if isinstance(result, tuple) else (result, status)
 
 
