@@ -252,7 +252,7 @@ def _web_project(app, **values):
     n = next(_SEQ)
     rt = app.extensions["danbao"]
     with app.app_context():
-        svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"))
+        svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"), seeding=True)
         corp = _corp(svc, n)
         project = _project(svc, corp, a_manager=app.ids["pm"], **values)
         return corp.id, project.id

@@ -224,15 +224,27 @@ def test_an_older_database_gets_the_audit_version_column_without_losing_a_row(da
 
 
 def test_a_fee_row_added_to_a_project_cannot_come_in_paid(world):
-    """Paid amounts are the ledger's: a project created with its plan (an import) keeps
-    them; a row added later, or an existing row, does not take them from a form or the API."""
+    """The fee plan is the system's (paid amounts the ledger's): a person who sends a changed
+    plan — a row added as paid — is refused (CT004) and nothing changes; the plan sent back as
+    read is no change; a project imported with its plan (seeding) keeps it."""
+    from danbao.engines.records import RecordService
+    from danbao.engines.refusals import Refusal
     pid = with_fee_plan(world)
     p = fresh(world, pid)
+    before = [(r.kind, r.due_on, r.amount, r.paid_amount) for r in p.fee_instalments]
+    person = RecordService(world.models, world.s, world.actor("pm"), clock=world.clock)
     rows = form_of(p)["fee_instalments"] + [{"kind": "review_fee", "due_on": "2026-12-10", "amount": "5000.00",
                                              "paid_amount": "5000.00", "paid_on": "2026-12-10"}]
-    world.records().update(ENTITY, pid, {"fee_instalments": rows}, expected_version=p.version)
-    added = [r for r in fresh(world, pid).fee_instalments if r.kind == "review_fee"]
-    assert len(added) == 1 and added[0].paid_amount is None and added[0].paid_on is None
+    with pytest.raises(Refusal) as refused:
+        person.update(ENTITY, pid, {"fee_instalments": rows}, expected_version=p.version)
+    assert refused.value.code == "CT004" and refused.value.field == "fee_instalments" and refused.value.status == 409
+    world.s.rollback()
+    p = fresh(world, pid)
+    assert [(r.kind, r.due_on, r.amount, r.paid_amount) for r in p.fee_instalments] == before
+    person.update(ENTITY, pid, {"name": "改名", "fee_instalments": form_of(p)["fee_instalments"]},
+                  expected_version=p.version)
+    p = fresh(world, pid)
+    assert p.name == "改名" and [(r.kind, r.due_on, r.amount, r.paid_amount) for r in p.fee_instalments] == before
     imported = world.project(amount="1000000", fee_instalments=[
         {"kind": "guarantee_fee", "due_on": "2025-12-01", "amount": "10000.00", "paid_amount": "10000.00",
          "paid_on": "2025-12-01"}])

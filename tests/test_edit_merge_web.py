@@ -80,7 +80,7 @@ def project_with_fee_plan(app) -> int:
     rt = app.extensions["danbao"]
     n = random.Random().randint(1, 10**6)
     with app.app_context():
-        svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"))
+        svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"), seeding=True)   # imported in force
         corp = svc.create("corporate_customer", {"name": f"合并企业{n}", "uscc": make_uscc(random.Random(n), "320100")})
         return svc.create(ENTITY, {
             "project_no": f"MG-{n}", "name": f"合并项目{n}", "customer_kind": "corporate",
@@ -118,10 +118,11 @@ def test_the_form_saves_after_finance_settled_a_fee_meanwhile(app):
     confirmed_receipt(app, pid, "15000.00")              # while the form is open
     paid = [r for r in record(app, pid)["fee_instalments"] if r["paid_amount"]]
     assert len(paid) == 1
-    saved = pm.post(f"/e/{ENTITY}/{pid}/edit", data=replace(values, "name", "合并后的名称"))
+    # in force, the A角 may keep the bank branch up to date (rules/controls.yaml)
+    saved = pm.post(f"/e/{ENTITY}/{pid}/edit", data=replace(values, "bank_branch", "城东支行"))
     assert saved.status_code == 302, saved.get_data(as_text=True)[:2000]
     after = record(app, pid)
-    assert after["name"] == "合并后的名称"
+    assert after["bank_branch"] == "城东支行"
     assert [(r["due_on"], Decimal(r["paid_amount"])) for r in after["fee_instalments"] if r["paid_amount"]] == [
         (paid[0]["due_on"], Decimal("15000.00"))]
     assert len(after["counter_guarantees"]) == 1
@@ -132,13 +133,13 @@ def test_the_form_is_refused_over_a_colleagues_change_and_keeps_the_typing(app):
     pm = login(app.test_client(), "pm")
     values = form_values(pm.get(f"/e/{ENTITY}/{pid}/edit").get_data(as_text=True))
     current = record(app, pid)
-    changed = app.test_client().put(f"/api/v1/{ENTITY}/{pid}", json={"loan_purpose": "购买原材料",
+    changed = app.test_client().put(f"/api/v1/{ENTITY}/{pid}", json={"release_note": "已收到银行还款凭证",
                                                                      "version": current["version"]},
                                     headers=app.tokens["pm2"])
     assert changed.status_code == 200, changed.data
-    refused = pm.post(f"/e/{ENTITY}/{pid}/edit", data=replace(values, "name", "我输入的名称"))
+    refused = pm.post(f"/e/{ENTITY}/{pid}/edit", data=replace(values, "bank_branch", "我输入的支行"))
     assert refused.status_code == 409
     html = refused.get_data(as_text=True)
-    assert "我输入的名称" in html and "pm2" in html
+    assert "我输入的支行" in html and "pm2" in html
     after = record(app, pid)
-    assert (after["name"], after["loan_purpose"]) == (current["name"], "购买原材料")
+    assert (after["bank_branch"], after["release_note"]) == (current["bank_branch"], "已收到银行还款凭证")

@@ -134,7 +134,7 @@ def through_approval(co: Company, pid: int, start: dt.date) -> None:
     assert co.instance(pid)["step"] == "fee_collection"
     co.approve("fin", pid)                             # 费用收取
     co.approve("pm", pid)                              # 签约 (the A角; pm2 submitted)
-    co.update(pid, start_date=start.isoformat())
+    co.update(pid, "fin", start_date=start.isoformat())   # finance records the day the bank lent
     co.approve("fin", pid)                             # 放款确认
 
 

@@ -702,7 +702,7 @@ def test_the_ledger_screen_and_api_list_entries_of_a_removed_kind(database_url, 
                (("pm", "project_manager"), ("risk", "risk_officer"), ("fin", "finance"), ("audit", "auditor"))}
         rt = app.extensions["danbao"]
         with app.app_context():
-            svc = RecordService(rt.models, rt.session, Actor(ids["pm"], "pm"))
+            svc = RecordService(rt.models, rt.session, Actor(ids["pm"], "pm"), seeding=True)
             corp = svc.create("corporate_customer", {"name": "停用类型企业", "uscc": make_uscc(77001)})
             pid = svc.create(ENTITY, {"project_no": "RM-0001", "name": "停用类型项目", "customer_kind": "corporate",
                                       "corporate_customer": corp.id, "amount": "5000000", "term_months": 12,

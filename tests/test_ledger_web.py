@@ -39,7 +39,7 @@ def _project(app, *, a_manager="pm", status="guaranteeing", amount="5000000", **
     n = next(_SEQ)
     rt = app.extensions["danbao"]
     with app.app_context():
-        svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"))
+        svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"), seeding=True)   # a book as it stands
         corp = svc.create("corporate_customer", {"name": f"台账企业{n}",
                                                  "uscc": make_uscc(random.Random(5000 + n), "320100")})
         return svc.create(ENTITY, {"project_no": f"LG-{n:04d}", "name": f"台账项目{n}", "customer_kind": "corporate",
@@ -259,20 +259,19 @@ def test_the_ledger_panel_forms_and_refusals_as_messages(app):
 
 
 def test_the_revaluation_history_shows_old_and_new_values(app):
-    pid = _project(app, amount="1000000")
-    rt = app.extensions["danbao"]
     row = {"kind": "mortgage", "asset_kind": "real_estate", "owner": "张三", "appraised_value": "1000000.00"}
+    pid = _project(app, amount="1000000", counter_guarantees=[row])     # valued when it was approved
+    rt = app.extensions["danbao"]
     with app.app_context():
+        # in force, a risk officer revalues the collateral (the stage lets risk change a row's value)
         svc = RecordService(rt.models, rt.session, Actor(app.ids["risk"], "risk"))
-        project = svc.get(ENTITY, pid)
-        svc.update(ENTITY, pid, {"counter_guarantees": [row]}, expected_version=project.version)
         project = svc.get(ENTITY, pid)
         row_id = project.counter_guarantees[0].id
         svc.update(ENTITY, pid, {"counter_guarantees": [dict(row, id=row_id, appraised_value="1200000.00")]},
                    expected_version=project.version)
         history = revaluations(rt.session, rt.models, rt.meta, pid)
     assert [(h.record_id, h.old, h.new, h.username) for h in history] == [
-        (row_id, Decimal("1000000.00"), Decimal("1200000.00"), "risk"), (row_id, None, Decimal("1000000.00"), "risk")]
+        (row_id, Decimal("1000000.00"), Decimal("1200000.00"), "risk"), (row_id, None, Decimal("1000000.00"), "pm")]
     assert history[0].change == Decimal("200000.00") and history[0].kind == "mortgage"
 
     page = login(app.test_client(), "audit").get(f"/e/{ENTITY}/{pid}").text
@@ -294,7 +293,7 @@ def test_the_product_panel(app):
     # a project that would breach the single-customer limit carries the flag in red
     rt = app.extensions["danbao"]
     with app.app_context():
-        svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"))
+        svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"), seeding=True)
         customer = svc.get(ENTITY, pid).corporate_customer_id
         svc.create(ENTITY, {"project_no": "LG-BIG1", "name": "大额在保", "customer_kind": "corporate",
                             "corporate_customer": customer, "amount": "45000000", "term_months": 12,

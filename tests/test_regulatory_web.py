@@ -50,7 +50,7 @@ class Book:
         self.n = 0
 
     def svc(self, who="pm"):
-        return RecordService(self.rt.models, self.rt.session, Actor(self.app.ids[who], who))
+        return RecordService(self.rt.models, self.rt.session, Actor(self.app.ids[who], who), seeding=True)
 
     def corp(self, name, related_to=None) -> int:
         self.n += 1

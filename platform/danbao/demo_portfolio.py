@@ -237,7 +237,7 @@ class Portfolio:
     def service(self, actor: Actor | None) -> RecordService:
         actor = actor or Actor(None, "demo")
         if actor.user_id not in self._services:
-            self._services[actor.user_id] = RecordService(self.models, self.session, actor, clock=self.clock)
+            self._services[actor.user_id] = RecordService(self.models, self.session, actor, clock=self.clock, seeding=True)
         return self._services[actor.user_id]
 
     def create(self, entity: str, data: dict, *, by: Actor | None, on: dt.date, hour: int = 10):

@@ -32,7 +32,8 @@ import sqlalchemy as sa
 from danbao.engines.actions import ActionContext, workflow_action
 from danbao.engines.fees import FeeError, schedule_lines
 from danbao.engines.projects import customer_of, in_force_statuses
-from danbao.engines.records import RecordService, ValidationFailed, register_save_hook
+from danbao.engines.records import RecordService, ValidationFailed, register_delete_hook, register_save_hook
+from danbao.engines.refusals import HAS_MONEY, Refusal
 from danbao.expr.functions import fn_add_months
 from danbao.meta.model import EntityMeta, Label, Meta, ProductMeta
 from danbao.model.system import LEDGER_TABLE
@@ -73,6 +74,23 @@ def keep_project_right(service: RecordService, em: EntityMeta, project, by_user:
     changed = {k: v for k, v in values.items() if getattr(project, em.field(k).column_name) != v}
     if changed:
         service.set_system_values(em, project, changed)
+
+
+@register_delete_hook
+def keep_money_records(service: RecordService, em: EntityMeta, project) -> None:
+    """A project with ledger entries (confirmed, or on their way) is never deleted:
+    its balances would vanish from the books and the entries be orphaned."""
+    ledger = service.models.system.get(LEDGER_TABLE)
+    if ledger is None or not is_project(service.meta, em):
+        return
+    count = service.session.execute(sa.select(sa.func.count()).select_from(ledger).where(
+        ledger.c.project_entity == em.name, ledger.c.project_id == project.id,
+        ledger.c.state != "rejected")).scalar_one()
+    if count:
+        raise Refusal(HAS_MONEY, Label(f"该项目有 {count} 笔台账记录，不能删除：请通过流程终止、解保或核销",
+                                       f"The project has {count} ledger entries and cannot be deleted: "
+                                       f"end it through a workflow (terminate, release or write off)"),
+                      details={"entries": count})
 
 
 def _product_errors(em: EntityMeta, project, product: ProductMeta | None) -> dict[str, Label]:

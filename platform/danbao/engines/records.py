@@ -19,8 +19,10 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from danbao.engines.coerce import ID_LIMIT, FieldError, coerce_value, to_text
 from danbao.engines.numbering import format_number
-from danbao.engines.refusals import IN_APPROVAL, INTEGRITY, INVALID, NOT_FOUND, STALE, STILL_REFERENCED, Refusal
+from danbao.engines.refusals import (IN_APPROVAL, INTEGRITY, INVALID, NOT_FOUND, STALE, STILL_REFERENCED, SYSTEM_ROWS,
+                                    Refusal)
 from danbao.engines.sequences import next_number
+from danbao.engines.stage_controls import StageGate, changed_fields as stage_changed_fields
 from danbao.engines.users import user_exists
 from danbao.expr import ExprEvalError
 from danbao.meta.model import MONEY_SCALE, RATE_SCALE, EntityMeta, FieldMeta, Label
@@ -42,6 +44,18 @@ def register_save_hook(hook):
     """Add a save hook (idempotent: registering the same function twice keeps one)."""
     if hook not in SAVE_HOOKS:
         SAVE_HOOKS.append(hook)
+    return hook
+
+
+#: Functions ``hook(service, em, obj)`` asked before a person deletes a record:
+#: each may refuse (a Refusal) — a project with confirmed money on it, say.
+DELETE_HOOKS: list = []
+
+
+def register_delete_hook(hook):
+    """Add a delete hook (idempotent)."""
+    if hook not in DELETE_HOOKS:
+        DELETE_HOOKS.append(hook)
     return hook
 
 
@@ -81,12 +95,16 @@ class NotFound(Refusal):
 
 
 class RecordService:
-    def __init__(self, models, session, actor: Actor, *, clock=None):
+    def __init__(self, models, session, actor: Actor, *, clock=None, seeding: bool = False):
+        """``seeding``: the caller writes history as it happened (the demo, a data
+        migration run by an operator): stage controls do not apply. The web and
+        the REST API never set it."""
         self.models = models
         self.meta = models.meta
         self.session = session
         self.actor = actor
         self.clock = clock or dt.datetime.now
+        self.gate = StageGate(self.meta, session, models, None if seeding else actor.user_id, actor.lang)
 
     # -- reading --------------------------------------------------------
     def get(self, entity: str, record_id) -> Any:
@@ -102,6 +120,7 @@ class RecordService:
         em = self.meta.entity(entity)
         cls = self.models.cls(entity)
         plan = self._validate(em, None, data)
+        self.gate.check_create(em, plan)
         obj = cls()
         for f in em.children:        # a new record's rows are known: never lazy-load them
             setattr(obj, f.name, [])
@@ -128,6 +147,7 @@ class RecordService:
             raise
         if read != obj.version and not self._others_changed_nothing_sent(em, obj, read, plan):
             raise self._stale(em, obj)
+        self.gate.check_update(em, obj, plan)
         now = self.clock()
         self._stamp(obj, now, created=False)
         self._apply(em, obj, plan, now)
@@ -190,6 +210,10 @@ class RecordService:
         if expected_version is not None:
             self._check_version(em, obj, expected_version)
         self._refuse_if_in_approval(em, obj)
+        if self.gate.governed:
+            self.gate.check_delete(em, obj)
+            for hook in DELETE_HOOKS:
+                hook(self, em, obj)
         self._audit_delete(em, obj)
         self.session.delete(obj)
         try:
@@ -233,10 +257,11 @@ class RecordService:
             if key not in known and key not in SYSTEM_KEYS:
                 errors[str(key)] = Label("没有这个字段", "is not a field of this record")
         merged: dict[str, Any] = {}
+        takes = system or (obj is None and new_takes_readonly and (not self.gate.governed or self.gate.may_import(em)))
+        self._refuse_readonly_sent(em, obj, data, takes)
         for f in em.fields:
             if f.type == "attachments":
                 continue
-            takes = system or (obj is None and new_takes_readonly)
             present = f.name in data and not f.computed and not (f.readonly and not takes)
             if f.type == "children":
                 if present:
@@ -263,6 +288,37 @@ class RecordService:
         if errors:
             raise ValidationFailed(errors)
         return plan
+
+    def _refuse_readonly_sent(self, em: EntityMeta, obj, data, takes: bool) -> None:
+        """A person who sends a read-only field (the status, a fee plan, a paid amount)
+        with a value other than the stored one is refused (CT004), not silently
+        ignored: only the workflows, the ledger and the rules write them. Sending
+        the stored value back (a client that PUTs what it read) is no change."""
+        if takes or not self.gate.governed or em.is_child:    # a row's system fields: ignored, as before
+            return
+        changed = []
+        for f in em.fields:
+            if not f.readonly or f.computed or f.name not in data or f.type == "attachments":
+                continue
+            if f.type == "children":
+                errors: dict[str, Label] = {}
+                planned = self._validate_children(f, obj, data[f.name], errors, system=True)
+                if errors or stage_changed_fields(em, obj, {f.name: planned}):
+                    changed.append(f.name)
+                continue
+            try:
+                value = coerce_value(f, data[f.name], codelist=self._codelist(f))
+            except FieldError:
+                changed.append(f.name)
+                continue
+            stored = getattr(obj, f.column_name) if obj is not None else self._default(f)
+            if value != stored:
+                changed.append(f.name)
+        if changed:
+            names = [em.field(n).label for n in changed]
+            raise Refusal(SYSTEM_ROWS, Label("由系统写入，不能修改：" + "、".join(n.zh for n in names),
+                                             "written by the system, not by people: " + ", ".join(n.en for n in names)),
+                          field=changed[0], details={"fields": changed})
 
     def _apply_rules(self, em: EntityMeta, obj, plan: dict, merged: dict, errors: dict) -> None:
         """Conditions and computed values from metadata, enforced for every write.

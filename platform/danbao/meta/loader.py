@@ -24,6 +24,7 @@ from danbao.meta.build import build, build_warnings, label
 from danbao.meta.crosschecks import RESOLUTION_CODES, cross_check
 from danbao.meta.expressions import compile_all
 from danbao.meta.scorecards import build_scorecards, check_scorecards
+from danbao.meta.controls import build_controls, check_controls
 from danbao.meta.workflows import build_workflows, check_workflows
 from danbao.meta.errors import PackError, PackErrors, display_path, format_errors
 from danbao.meta.model import Meta, PackInfo, Source
@@ -84,6 +85,7 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
     errors += check_scorecards(merged)
     errors += check_workflows(merged)
     errors += business.check_business(merged)
+    errors += check_controls(merged)
     if unreadable:
         # "unknown name" errors are likely declared in the file that failed
         errors = [e for e in errors if e.code not in RESOLUTION_CODES | business.RESOLUTION_CODES]
@@ -96,7 +98,8 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
                   for p in packs)
     meta = Meta(packs=infos, entities=entities, codelists=codelists, roles=roles, menus=menus,
                 warnings=build_warnings(merged), scorecards=build_scorecards(merged),
-                workflows=build_workflows(merged), **business.build_business(merged), digest=digest(packs))
+                workflows=build_workflows(merged), **business.build_business(merged), controls=build_controls(merged),
+                digest=digest(packs))
     meta = business.with_product_sections(meta)
     compiled, expr_errors = compile_all(meta)
     if expr_errors:

@@ -475,13 +475,15 @@ class Meta:
     counter_guarantee_kinds: Mapping[str, "CounterGuaranteeKindMeta"] = field(default_factory=dict)
     ledger_kinds: Mapping[str, "LedgerKindMeta"] = field(default_factory=dict)
     settings: Mapping[str, "SettingMeta"] = field(default_factory=dict)
+    #: stage controls by entity name (meta/controls.py)
+    controls: Mapping[str, "StageControlMeta"] = field(default_factory=dict)
     #: compiled expressions by ``entity.field.kind`` (see meta/expressions.py)
     expressions: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
         for attr in ("entities", "codelists", "roles", "menus", "warnings", "scorecards", "workflows",
                      "products", "fee_schemes", "counter_guarantee_kinds", "ledger_kinds", "settings",
-                     "expressions"):
+                     "controls", "expressions"):
             value = getattr(self, attr)
             if not isinstance(value, MappingProxyType):
                 object.__setattr__(self, attr, MappingProxyType(dict(value)))
@@ -505,6 +507,45 @@ class Meta:
             return self.entities[name]
         except KeyError:
             raise KeyError(f"unknown entity {name!r}") from None
+
+
+# -- stage controls (meta/controls.py) ----------------------------------------------
+@dataclass(frozen=True)
+class ChangeGrant:
+    """Fields (child collections, or ``rows.field`` for one field of existing rows) a
+    stage lets people change: by ``roles``
+    (any role with write permission when empty), while one of ``steps`` is the
+    record's current workflow step (any time when empty)."""
+    fields: tuple[str, ...]
+    roles: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageRule:
+    statuses: tuple[str, ...]
+    grants: tuple[ChangeGrant, ...] | None      # None: ``change: all``
+    roles: tuple[str, ...] = ()                 # with ``change: all``: only these roles (empty: any writer)
+
+
+@dataclass(frozen=True)
+class StageControlMeta:
+    """What people may change in each status of an entity (see meta/controls.py)."""
+    entity: str
+    field: str
+    label: Label | None = None
+    create_in: tuple[str, ...] = ()
+    import_roles: tuple[str, ...] = ()
+    delete_in: tuple[str, ...] = ()
+    stages: tuple[StageRule, ...] = ()
+    source: Source | None = None
+
+    def stage(self, status) -> StageRule | None:
+        """The stage a status belongs to; None locks everything."""
+        for rule in self.stages:
+            if status in rule.statuses:
+                return rule
+        return None
 
 
 # -- the guarantee business (products, fees, counter-guarantees, ledger, settings) --

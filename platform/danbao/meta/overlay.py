@@ -119,6 +119,7 @@ class Merged:
     counter_guarantee_kinds: dict[str, Layered] = field(default_factory=dict)
     ledger_kinds: dict[str, Layered] = field(default_factory=dict)
     settings: dict[str, Layered] = field(default_factory=dict)
+    controls: dict[str, Layered] = field(default_factory=dict)
 
 
 #: what a warning rule must have when first declared (a later pack may change any of it)
@@ -146,6 +147,7 @@ LIST_KINDS = {
     "counter_guarantee_kinds": ("code", COUNTER_GUARANTEE_KIND_NEEDS, "counter-guarantee kind"),
     "ledger_kinds": ("code", LEDGER_KIND_NEEDS, "ledger kind"),
     "settings": ("name", SETTING_NEEDS, "setting"),
+    "controls": ("entity", ("field", "stages"), "stage control"),
 }
 _ENTITY_PARTS = ("fields", "sections", "list", "permissions", "indexes")
 

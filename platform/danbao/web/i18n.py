@@ -35,6 +35,7 @@ UI = {
     "entities": ("业务数据", "Business data"), "count": ("记录数", "Records"),
     "created_at": ("创建时间", "Created"), "updated_at": ("更新时间", "Updated"), "version": ("版本", "Version"),
     "computed": ("保存时自动计算", "calculated on save"), "system_written": ("由系统写入", "written by the system"),
+    "locked_now": ("当前阶段不可修改", "not to be changed at this stage"),
     "credit_scores": ("资信评估", "Credit rating"), "score_now": ("评分", "Score"),
     "scored": ("评分已保存", "Score saved"), "scorecard": ("评分卡", "Scorecard"),
     "as_of": ("评分日期", "Scoring date"), "total": ("总分", "Total"), "grade": ("等级", "Grade"),

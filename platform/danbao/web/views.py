@@ -28,6 +28,7 @@ from danbao.web.display import UserNames, audit_value, display, format_value, in
 from danbao.config import local_tz
 from danbao.web.exprjs import child_rules, form_rules
 from danbao.web import uploads
+from danbao.engines.refusals import Refusal
 from danbao.web.forms import payload_from_form, row_state, stacked
 from danbao.web.history import history_page
 from danbao.web.i18n import current_lang, t
@@ -189,6 +190,10 @@ class EntityView(BaseView):
                 obj = service().create(entity, data)
             except ValidationFailed as exc:
                 return self._form(em, None, data, exc.messages(current_lang()), status=422, reselect=uploads.chose_files())
+            except Refusal as exc:
+                runtime().session.rollback()
+                flash(exc.message.get(current_lang()), "danger")
+                return self._form(em, None, data, {}, status=exc.status, reselect=uploads.chose_files())
             rows_changed = uploads.store_child_files(runtime(), actor().user_id, em, obj, data, staged)
         finally:
             uploads.discard(runtime(), staged)
@@ -210,6 +215,8 @@ class EntityView(BaseView):
         if request.method == "GET":
             return self._form(em, obj, None, {})
         data = payload_from_form(em, request.form, runtime().meta, request.files)
+        for name in self._locked_collections(svc, em, obj):
+            data.pop(name, None)             # shown as text, not posted: sending nothing is no change
         staged, file_errors = uploads.stage_child_files(runtime(), em, data, today())
         try:
             if file_errors:
@@ -221,10 +228,11 @@ class EntityView(BaseView):
                 runtime().session.rollback()
                 return self._form(em, svc.get(entity, record_id), data, exc.messages(current_lang()), status=422,
                                   reselect=uploads.chose_files())
-            except Conflict as exc:
-                # keep what the user typed on screen; nothing was saved
+            except Refusal as exc:
+                # a colleague's change, a locked field: keep what the user typed on screen; nothing was saved
+                runtime().session.rollback()
                 flash(exc.message.get(current_lang()), "danger")
-                return self._form(em, svc.get(entity, record_id), data, {}, status=409,
+                return self._form(em, svc.get(entity, record_id), data, {}, status=exc.status,
                                   version=request.form.get("version"), reselect=uploads.chose_files())
             rows_changed = uploads.store_child_files(runtime(), actor().user_id, em, obj, data, staged)
         finally:
@@ -245,11 +253,23 @@ class EntityView(BaseView):
         rules = {"today": today().isoformat(), "rules": form_rules(rt.meta, em),
                  "types": {f.name: f.type for f in em.column_fields}, "children": child_rules(rt.meta, em)}
         saved = {f.name: {str(c.id): c for c in getattr(obj, f.name)} for f in em.children} if obj is not None else {}
+        locked = set()
+        if obj is not None:
+            names = [f.name for f in em.fields if f.type != "attachments" and not f.readonly]
+            stopped, forbidden = service().gate.locked(em, obj, names)
+            locked = set(stopped) | set(forbidden)
         html = self.render_template("danbao/form.html", **self._ctx(
-            em, obj=obj, data=data, errors=errors, files=files, rules=rules,
+            em, obj=obj, data=data, errors=errors, files=files, rules=rules, locked=locked,
             version=version if version is not None else (obj.version if obj is not None else None),
             child_files=uploads.child_files(runtime(), em, obj), saved_rows=saved, **documents_ctx(em, obj)))
         return html, status
+
+    @staticmethod
+    def _locked_collections(svc, em, obj) -> list[str]:
+        """Child collections this person may not change now: the form shows them as text."""
+        names = [f.name for f in em.children]
+        stopped, forbidden = svc.gate.locked(em, obj, names)
+        return stopped + forbidden
 
     def _refresh_documents(self, entity, record_id) -> None:
         """Files of a project or a customer changed: rewrite the projects' missing documents.
@@ -297,9 +317,9 @@ class EntityView(BaseView):
             service().delete(entity, record_id, expected_version=request.form.get("version") or None)
         except NotFound:
             abort(404)
-        except (Conflict, ValidationFailed) as exc:
-            message = exc.message if isinstance(exc, Conflict) else None
-            flash(message.get(current_lang()) if message else str(exc), "danger")
+        except Refusal as exc:
+            runtime().session.rollback()
+            flash(exc.message.get(current_lang()), "danger")
             return redirect(url_for("EntityView.show", entity=entity, record_id=record_id))
         flash(t("deleted"), "success")
         return redirect(url_for("EntityView.list", entity=entity))
