@@ -81,7 +81,6 @@ STILL_REFERENCED = refusal_code("RC005", "conflict", "a record other records ref
 FIELD_LOCKED = refusal_code("CT001", "conflict", "a field that may not change in the record's current status")
 ROLE_MAY_NOT_CHANGE = refusal_code("CT002", "forbidden",
                                    "a field the acting user's roles may not change in the record's current status")
-ROWS_LOCKED = refusal_code("CT003", "conflict", "child rows that may not change in the record's current status")
 SYSTEM_ROWS = refusal_code("CT004", "conflict", "child rows only the system writes (a fee plan)")
 NOT_DELETABLE = refusal_code("CT010", "conflict", "a record that may not be deleted in its current status")
 IN_APPROVAL = refusal_code("CT011", "conflict", "a record in a running approval workflow cannot be deleted")
