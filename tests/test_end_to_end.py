@@ -95,6 +95,23 @@ class Company:
             seen |= {(w["rule"], w["record_id"]) for w in rows}
         return seen
 
+    def file_documents(self, pid, stage: str, who="pm") -> list[str]:
+        """Upload a PDF for every required document of ``stage`` still missing and tag it
+        through the REST API, as staff do before a step that asks for them."""
+        import io
+        from danbao.engines.documents import missing_documents
+        rt = self.app.extensions["danbao"]
+        with self.app.app_context():
+            project = rt.session.get(rt.models.cls(ENTITY), pid)
+            codes = [d.requirement.code for d in missing_documents(rt.session, rt.models, rt.meta, project, stage)]
+            field = rt.meta.entity(ENTITY).field("documents")
+            ids = [rt.store.add(rt.session, field=field, entity=ENTITY, record_id=pid, filename=f"{code}.pdf",
+                                stream=io.BytesIO(b"%PDF-1.4\n% e2e\n"), user_id=self.uid[who]) for code in codes]
+            rt.session.commit()
+        for code, att in zip(codes, ids):
+            self.call("POST", f"/api/v1/attachments/{att}/tag", who, {"doc_kind": code})
+        return codes
+
     def daily(self, today: dt.date):
         with self.app.app_context():
             rt = self.app.extensions["danbao"]
@@ -119,20 +136,33 @@ def new_project(co: Company, n: int, amount: str, cover: list[dict], **values) -
                    {"name": f"南京恒达精密机械有限公司{n}", "uscc": make_uscc(random.Random(n), "320100")},
                    expect=201).get_json()["id"]
     body = {"name": f"恒达精密流动资金贷款担保{n}", "customer_kind": "corporate", "corporate_customer": corp,
-            "product": "bank_loan", "amount": amount, "term_months": 12, "fee_rate": "0.02", "deposit_rate": "0.10",
+            "product": "bank_loan", "amount": amount, "loan_amount": amount, "term_months": 12, "fee_rate": "0.02",
+            "deposit_rate": "0.10",
             "a_manager": co.uid["pm"], "b_manager": co.uid["pm2"], "counter_guarantees": cover, **values}
     return co.call("POST", f"/api/v1/{ENTITY}/", "pm", body, expect=201).get_json()["id"]
 
 
 def through_approval(co: Company, pid: int, start: dt.date) -> None:
-    """Standard route below the committee line: reviews, sign-off, fees, signing, loan confirmation."""
+    """Standard route below the committee line: reviews, sign-off, fees, signing, loan confirmation.
+    Each step gets what it asks for: the application documents before 初审 is left, the
+    contracts at 签约办理, the day the bank lent at 放款确认."""
     co.submit(pid, "project_standard")
+    refused = co.call("POST", f"/api/v1/tasks/{co.tasks('risk', pid)[0]['id']}/actions", "risk",
+                      {"action": "approve", "comment": "同意"}, expect=422).get_json()
+    assert refused["code"] == "CT020" and "尽职调查报告" in refused["message"]
+    assert co.instance(pid)["step"] == "first_review"
+    co.file_documents(pid, "application")
     co.approve("risk", pid)                            # 初审
     co.approve("boss", pid)                            # 复审: manager and risk officer both
     co.approve("risk", pid)
     co.approve("boss", pid)                            # 总经理审批
     assert co.instance(pid)["step"] == "fee_collection"
     co.approve("fin", pid)                             # 费用收取
+    refused = co.call("POST", f"/api/v1/tasks/{co.tasks('pm', pid)[0]['id']}/actions", "pm",
+                      {"action": "approve", "comment": "已签约"}, expect=422).get_json()
+    assert refused["code"] == "CT020" and "借款合同编号" in refused["message"] and "委托保证合同" in refused["message"]
+    co.update(pid, loan_contract_no=f"JK-{pid}", bank_contract_no=f"BZ-{pid}", entrustment_contract_no=f"WT-{pid}")
+    co.file_documents(pid, "contract")
     co.approve("pm", pid)                              # 签约 (the A角; pm2 submitted)
     co.update(pid, "fin", start_date=start.isoformat())   # finance records the day the bank lent
     co.approve("fin", pid)                             # 放款确认
@@ -155,7 +185,7 @@ def test_a_project_from_application_to_release(company):
     start = dt.date.today()
     cover = [{"kind": "mortgage", "asset_kind": "real_estate", "owner": "王建国", "certificate_no": "苏(2024)宁不动产权第0012345号",
               "appraised_value": "3000000"}]
-    pid = new_project(co, 1, "2000000", cover)
+    pid = new_project(co, 1, "2000000", cover, start_date=start.isoformat())
     p = co.record(pid)
     discount = co.meta().counter_guarantee_kinds["mortgage"].discount("real_estate")
     assert Decimal(p["coverage_ratio"]) == (Decimal("3000000") * discount / Decimal("2000000")).quantize(Decimal("0.000001"))
@@ -181,10 +211,11 @@ def test_a_project_from_application_to_release(company):
     assert deposit == Decimal("200000.00")
     first_fee = min((r for r in plan if r["kind"] == "guarantee_fee"), key=lambda r: r["due_on"])
 
+    # 放款确认 booked the guarantee and the loan: in force and on the books at once
+    assert_balances(co, pid, {"review_fee": Decimal("6000.00"), "guarantee_outstanding": Decimal("2000000.00"),
+                              "loan_outstanding": Decimal("2000000.00")})
     co.book(pid, "deposit_received", deposit)
     co.book(pid, "guarantee_fee_received", first_fee["amount"])
-    co.book(pid, "underwriting", "2000000.00")
-    co.book(pid, "loan_disbursed", "2000000.00")
     held = {"review_fee": Decimal("6000.00"), "deposit_held": deposit, "guarantee_fee": Decimal(first_fee["amount"]),
             "guarantee_outstanding": Decimal("2000000.00"), "loan_outstanding": Decimal("2000000.00")}
     assert_balances(co, pid, held)
@@ -207,13 +238,17 @@ def test_a_project_from_application_to_release(company):
     assert ("project_due_soon", pid) in co.scan(due - dt.timedelta(days=10))
 
     # release at maturity: the loan is repaid, the release is approved, the deposit goes back
-    co.book(pid, "loan_repaid", "2000000.00")
     co.update(pid, release_kind="normal", released_on=due.isoformat())
     co.submit(pid, "project_release")
     co.approve("risk", pid)
+    refused = co.call("POST", f"/api/v1/tasks/{co.tasks('boss', pid)[0]['id']}/actions", "boss",
+                      {"action": "approve", "comment": "同意解保"}, expect=422).get_json()
+    assert refused["code"] == "CT020" and "贷款余额为零（现为 2,000,000.00 元）" in refused["message"]
+    assert "还款" in refused["message"] and co.record(pid)["status"] == "guaranteeing"
+    co.book(pid, "loan_repaid", "2000000.00")
+    co.file_documents(pid, "release")
     co.approve("boss", pid)
-    assert co.record(pid)["status"] == "released"
-    co.book(pid, "release", "2000000.00")
+    assert co.record(pid)["status"] == "released"        # and the release is booked with it
     refund = co.call("POST", f"/api/v1/{ENTITY}/{pid}/ledger", "pm",
                      {"kind": "deposit_refunded", "amount": str(deposit + 1)}, expect=None)
     assert refund.status_code == 422 and "保证金" in refund.get_json()["message"]
@@ -231,11 +266,9 @@ def test_a_project_from_application_through_default_compensation_and_recovery(co
     co = company
     start = dt.date.today() - dt.timedelta(days=400)
     cover = [{"kind": "mortgage", "asset_kind": "real_estate", "owner": "李红", "appraised_value": "2200000"}]
-    pid = new_project(co, 2, "1500000", cover)
+    pid = new_project(co, 2, "1500000", cover, start_date=start.isoformat())
     through_approval(co, pid, start)
     co.book(pid, "deposit_received", "150000.00")
-    co.book(pid, "underwriting", "1500000.00")
-    co.book(pid, "loan_disbursed", "1500000.00")
     due = dt.date.fromisoformat(co.record(pid)["due_date"])
 
     # the loan is not repaid: the daily run marks the project overdue and classes it by days

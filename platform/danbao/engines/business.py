@@ -30,10 +30,10 @@ from decimal import ROUND_HALF_UP, Decimal
 import sqlalchemy as sa
 
 from danbao.engines.actions import ActionContext, workflow_action
-from danbao.engines.fees import FeeError, schedule_lines
+from danbao.engines.fees import FeeError, follow_unpaid, schedule_lines
 from danbao.engines.projects import customer_of, in_force_statuses
 from danbao.engines.records import RecordService, ValidationFailed, register_delete_hook, register_save_hook
-from danbao.engines.refusals import HAS_MONEY, Refusal
+from danbao.engines.refusals import HAS_MONEY, STEP_REQUIREMENTS, Refusal
 from danbao.expr.functions import fn_add_months
 from danbao.meta.model import EntityMeta, Label, Meta, ProductMeta
 from danbao.model.system import LEDGER_TABLE
@@ -176,35 +176,167 @@ def _limit_flag(service: RecordService, project) -> str | None:
 # -- workflow step actions ----------------------------------------------------
 @workflow_action("generate_fee_schedule")
 def generate_fee_schedule(ctx: ActionContext) -> None:
-    """Approving a project writes its fee plan: guarantee fee instalments, review fee, deposit.
+    """The approved project's fee plan: guarantee fee instalments, review fee, deposit.
 
-    The project's own (approved) fee rate, when set, replaces the product
-    scheme's rate; a plan with money already received is never regenerated.
+    Computed from the approved terms (the project's amount, term and fee rate,
+    which its stage controls lock once it is submitted) and dated from the
+    guarantee's start (setting ``fee_plan_start_field``), never from the day
+    it is generated. A plan with money already received is followed, not
+    regenerated (unpaid rows only, see ``fees.follow_unpaid``).
     """
     from danbao.engines.workflow import Refused
     service, meta = ctx.records, ctx.records.meta
     em = meta.entity(ctx.entity)
     project = service.get(ctx.entity, ctx.record_id)
-    product = product_of(meta, project)
-    if product is None or not em.has_field("fee_instalments"):
-        raise Refused(Label("项目没有有效的担保产品，无法生成收费计划",
-                            "The project has no valid product: the fee schedule cannot be made"))
-    rows = list(project.fee_instalments)
-    if any((getattr(r, "paid_amount", None) or 0) > 0 for r in rows):
-        raise Refused(Label("已有收款记录，不能重新生成收费计划", "Money has been received: the fee schedule is kept as it is"))
     try:
-        lines = schedule_lines(product, meta, project.amount, project.term_months, ctx.now.date(),
-                               rate=getattr(project, "fee_rate", None),
-                               deposit_rate=getattr(project, "deposit_rate", None))
+        write_fee_plan(service, em, project)
     except FeeError as exc:
         raise Refused(exc.message) from None
-    child_em = meta.entity(em.field("fee_instalments").target)
-    payload = [{k: v for k, v in line.items() if child_em.has_field(k)} for line in lines]
-    try:
-        service.assign_children(ctx.entity, ctx.record_id, "fee_instalments", payload)
     except ValidationFailed as exc:
         first = next(iter(exc.errors.values()))
         raise Refused(Label(f"收费计划无法保存：{first.zh}", f"The fee schedule cannot be saved: {first.en}")) from None
+
+
+def fee_plan_start(meta: Meta, project):
+    """The date the plan runs from: the field the pack names (the guarantee's start)."""
+    return getattr(project, meta.setting("fee_plan_start_field", "start_date"), None)
+
+
+def write_fee_plan(service: RecordService, em: EntityMeta, project) -> bool:
+    """Write (or follow) the project's fee plan from its terms; False when its start date
+    is not known yet (the plan is written once it is). Raises FeeError for terms
+    the product cannot charge. Not committed."""
+    meta = service.meta
+    product = product_of(meta, project)
+    if product is None or not em.has_field("fee_instalments"):
+        raise FeeError(Label("项目没有有效的担保产品，无法生成收费计划",
+                             "The project has no valid product: the fee schedule cannot be made"))
+    start = fee_plan_start(meta, project)
+    if start is None:
+        return False
+    lines = schedule_lines(product, meta, project.amount, project.term_months, start,
+                           rate=getattr(project, "fee_rate", None), deposit_rate=getattr(project, "deposit_rate", None))
+    child_em = meta.entity(em.field("fee_instalments").target)
+    columns = [f.name for f in child_em.column_fields if not f.computed]
+    kept = [r for r in project.fee_instalments if (getattr(r, "paid_amount", None) or 0) > 0]
+    unpaid = [r for r in project.fee_instalments if r not in kept]
+    if kept:
+        keep_rows = [{"id": r.id, **{n: getattr(r, child_em.field(n).column_name) for n in columns}} for r in kept]
+        lines = keep_rows + follow_unpaid(keep_rows, lines)
+    payload = [{k: v for k, v in line.items() if k == "id" or child_em.has_field(k)} for line in lines]
+    shape = ("kind", "due_on", "period_from", "period_to", "amount")
+    if sorted(tuple(str(line.get(k)) for k in shape) for line in payload if "id" not in line) == \
+            sorted(tuple(str(getattr(r, k, None)) for k in shape) for r in unpaid):
+        return True                                  # the terms give the plan it has: nothing to write
+    service.assign_children(em.name, project.id, "fee_instalments", payload)
+    return True
+
+
+# -- what a step requires before the project may pass it (the refusal lists what is missing) --
+def _missing(items: list[Label], zh_head: str, en_head: str) -> None:
+    if items:
+        raise Refusal(STEP_REQUIREMENTS, Label(zh_head + "：" + "、".join(i.zh for i in items),
+                                               en_head + ": " + ", ".join(i.en for i in items)),
+                      details={"missing": [i.zh for i in items]})
+
+
+def _field_label(em: EntityMeta, name: str) -> Label:
+    return em.field(name).label
+
+
+def _visible(service: RecordService, em: EntityMeta, project, name: str) -> bool:
+    """A field of a section the product hides (a letter's number on a loan) is not asked for."""
+    from danbao.engines.records import hidden_sections
+    values = {f.name: getattr(project, f.column_name) for f in em.column_fields}
+    closed = hidden_sections(service.meta, em, values, service.clock().date())
+    return not any(name in sec.fields for sec in em.sections if sec.key in closed)
+
+
+def _documents_missing(service: RecordService, project, stage: str) -> list[Label]:
+    from danbao.engines.documents import missing_documents
+    return [s.label for s in missing_documents(service.session, service.models, service.meta, project, stage)
+            if s.stage == stage]
+
+
+@workflow_action("require_application_documents")
+def require_application_documents(ctx: ActionContext) -> None:
+    """Past 初审 only with every required application document of the product present."""
+    project = ctx.records.get(ctx.entity, ctx.record_id)
+    _missing(_documents_missing(ctx.records, project, "application"),
+             "申请资料不全，缺少", "Application documents missing")
+
+
+@workflow_action("require_contract")
+def require_contract(ctx: ActionContext) -> None:
+    """Out of 签约办理 only with the contract numbers (setting ``contract_fields``, those the
+    product's sections show) and the product's contract-stage documents."""
+    service, em = ctx.records, ctx.records.meta.entity(ctx.entity)
+    project = service.get(ctx.entity, ctx.record_id)
+    names = [n for n in service.meta.setting("contract_fields", []) or [] if em.has_field(n)]
+    items = [_field_label(em, n) for n in names
+             if getattr(project, em.field(n).column_name) in (None, "") and _visible(service, em, project, n)]
+    items += _documents_missing(service, project, "contract")
+    _missing(items, "签约手续不全，缺少", "Contract signing incomplete, missing")
+
+
+@workflow_action("require_loan_started")
+def require_loan_started(ctx: ActionContext) -> None:
+    """在保 only once the loan has started: a start date, not in the future."""
+    em = ctx.records.meta.entity(ctx.entity)
+    project = ctx.records.get(ctx.entity, ctx.record_id)
+    start = fee_plan_start(ctx.records.meta, project)
+    field = ctx.records.meta.setting("fee_plan_start_field", "start_date")
+    if start is None:
+        _missing([_field_label(em, field)], "放款确认前须录入", "Before the loan is confirmed, enter")
+    if start > ctx.now.date():
+        raise Refusal(STEP_REQUIREMENTS, Label(
+            f"{_field_label(em, field).zh}（{start.isoformat()}）晚于今天，放款尚未发生",
+            f"the {_field_label(em, field).en.lower()} ({start.isoformat()}) is in the future: the loan has not started"),
+            field=field)
+
+
+@workflow_action("book_drawdown")
+def book_drawdown(ctx: ActionContext) -> None:
+    """放款确认 books what it confirms (setting ``drawdown_entries``: ledger kind -> the project
+    field holding its amount, e.g. underwriting: amount), so the project is in force and its
+    guarantee balance is on the books in the same transaction."""
+    from danbao.engines.ledger import LedgerService
+    meta = ctx.records.meta
+    project = ctx.records.get(ctx.entity, ctx.record_id)
+    ctx.records.session.flush()
+    ledger = LedgerService(ctx.records.session, ctx.records.models, meta, clock=lambda: ctx.now)
+    on = fee_plan_start(meta, project) or ctx.now.date()
+    for kind, field in (meta.setting("drawdown_entries", {}) or {}).items():
+        amount = getattr(project, field, None)
+        if amount:
+            ledger.book_by_step(project.id, kind, amount, ctx.actor, booked_on=on, note="放款确认")
+
+
+@workflow_action("require_release")
+def require_release(ctx: ActionContext) -> None:
+    """解保 only when the debt is gone: the balances the setting ``release_zero_balances``
+    names are zero in the ledger, the release fields (``release_fields``) are filled and the
+    product's release documents are present; then the release entry (``release_entry``)
+    takes the guarantee off the books in the same transaction."""
+    from danbao.engines.ledger import BALANCE_LABELS, LedgerService
+    service, meta = ctx.records, ctx.records.meta
+    em = meta.entity(ctx.entity)
+    project = service.get(ctx.entity, ctx.record_id)
+    service.session.flush()
+    ledger = LedgerService(service.session, service.models, meta, clock=lambda: ctx.now)
+    balances = ledger.balances(project.id)
+    items = [Label(f"{BALANCE_LABELS[b].zh}为零（现为 {balances.get(b, 0):,.2f} 元）",
+                   f"{BALANCE_LABELS[b].en} at zero (now {balances.get(b, 0):,.2f})")
+             for b in meta.setting("release_zero_balances", []) or [] if balances.get(b, 0) != 0]
+    items += [_field_label(em, n) for n in meta.setting("release_fields", []) or []
+              if em.has_field(n) and getattr(project, em.field(n).column_name) in (None, "")]
+    items += _documents_missing(service, project, "release")
+    _missing(items, "解保条件未满足，缺少", "The release conditions are not met, missing")
+    kind = meta.setting("release_entry")
+    left = balances.get("guarantee_outstanding", 0)
+    if kind and left > 0:
+        ledger.book_by_step(project.id, kind, left, ctx.actor, booked_on=project.released_on or ctx.now.date(),
+                            note="解保审批")
 
 
 @workflow_action("refresh_exposure")

@@ -284,3 +284,38 @@ def _check_scheme(scheme) -> None:
         if limit is not None and (not _is_number(limit) or limit < 0):
             raise bad("最低/最高收费不能为负", "minimum and maximum cannot be negative")
 
+
+
+# -- a plan that follows changed terms ------------------------------------------------------
+def follow_unpaid(kept: list[dict], lines: list[dict]) -> list[dict]:
+    """The plan after the terms changed, when some rows already carry money.
+
+    ``kept`` are the rows with money received (each ``{kind, due_on, amount, …}``,
+    kept exactly as they are); ``lines`` the plan the new terms give. Per kind,
+    the new lines due after the last kept row of that kind replace the unpaid
+    rows, and the last of them takes the difference, so the kind's total is the
+    new terms' total (a total already exceeded by the money received leaves no
+    unpaid row: the excess is the ledger's to refund). Pure; returns new rows
+    for the unpaid part only.
+    """
+    out: list[dict] = []
+    for kind in dict.fromkeys(line["kind"] for line in lines):
+        new = [line for line in lines if line["kind"] == kind]
+        mine = [row for row in kept if row["kind"] == kind]
+        total = sum((line["amount"] for line in new), Decimal(0))
+        held = sum((row["amount"] for row in mine), Decimal(0))
+        last = max((row["due_on"] for row in mine), default=None)
+        rest = [dict(line) for line in new if last is None or line["due_on"] > last]
+        left = total - held
+        if left <= 0:
+            continue
+        if not rest:                                   # the new plan ends before the money already in
+            rest = [dict(new[-1])]
+            rest[0]["amount"] = Decimal(0)
+        rest[-1]["amount"] = left - sum((line["amount"] for line in rest[:-1]), Decimal(0))
+        while rest and rest[-1]["amount"] < 0:         # fewer, later rows than the money left: fold back
+            extra = rest.pop()["amount"]
+            if rest:
+                rest[-1]["amount"] += extra
+        out += [line for line in rest if line["amount"] > 0]
+    return sorted(out, key=lambda line: (line["due_on"], line["kind"]))

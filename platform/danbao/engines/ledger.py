@@ -188,6 +188,29 @@ class LedgerService:
             self._check_limits(km, effects, project_id, amount, direction, exclude=entry_id)
         return entry_id
 
+    def book_by_step(self, project_id: int, kind: str, amount: Decimal, actor, *, booked_on: dt.date,
+                     note: str) -> int:
+        """An entry the workflow books when a step it approved says the money moved
+        (放款确认: the bank lent, so the guarantee is on the books). The step's own
+        approvals are its checks, so it is confirmed at once, made and confirmed by
+        the person who approved the step, with the step in its note. Status and
+        limits are checked as for any entry; not committed (the workflow's
+        transaction holds it)."""
+        km = self._kind(kind)
+        amount = self._amount(km, amount)
+        project = self._lock(project_id)
+        self._check_status(km, project)
+        customer_entity, customer_id = self._customer(project)
+        now = self.clock()
+        entry_id = self.session.execute(self.table.insert().values(
+            project_entity=self.project_entity, project_id=project_id, customer_entity=customer_entity,
+            customer_id=customer_id, kind=km.code, amount=amount, direction=1,
+            effects=ledger_effects_text(km.effects), state="confirmed", booked_on=booked_on, note=self._text(note),
+            made_by_id=actor.user_id, made_at=now, confirmed_by_id=actor.user_id, confirmed_at=now,
+            meta_version=self.meta.version[:200], lock_version=0).returning(self.table.c.id)).scalar_one()
+        self._check_limits(km, km.effects, project_id, amount, 1, exclude=entry_id)
+        return entry_id
+
     def check(self, entry_id: int, actor, *, lock_version: int | None = None) -> None:
         """The second person checks a made entry."""
         with self._transaction():

@@ -85,3 +85,7 @@ SYSTEM_ROWS = refusal_code("CT004", "conflict", "child rows only the system writ
 NOT_DELETABLE = refusal_code("CT010", "conflict", "a record that may not be deleted in its current status")
 IN_APPROVAL = refusal_code("CT011", "conflict", "a record in a running approval workflow cannot be deleted")
 HAS_MONEY = refusal_code("CT012", "conflict", "a record with confirmed ledger entries cannot be deleted")
+
+# -- the guarantee business's step conditions (engines/business.py) -----------------------
+STEP_REQUIREMENTS = refusal_code("CT020", "invalid",
+                                 "a step's conditions are not met: the message and `details.missing` list what is missing")

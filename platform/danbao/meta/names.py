@@ -89,3 +89,8 @@ def register_workflow_action(name: str, label: Label) -> None:
 
 register_workflow_action("generate_fee_schedule", Label("生成收费计划", "Generate the fee schedule"))
 register_workflow_action("refresh_exposure", Label("更新敞口", "Refresh exposures"))
+register_workflow_action("require_application_documents", Label("核对申请资料", "Require the application documents"))
+register_workflow_action("require_contract", Label("核对签约手续", "Require the contracts"))
+register_workflow_action("require_loan_started", Label("核对放款日", "Require a loan that has started"))
+register_workflow_action("book_drawdown", Label("登记承保与放款", "Book underwriting and the loan"))
+register_workflow_action("require_release", Label("核对解保条件并登记解保", "Require the release conditions and book the release"))

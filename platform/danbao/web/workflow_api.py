@@ -29,11 +29,13 @@ from danbao.engines.coerce import CONTROL_CHARS
 from danbao.engines.query import record_titles
 from danbao.engines.records import Actor, Conflict, NotFound, ValidationFailed
 from danbao.engines.users import user_names
+from danbao.engines.refusals import Refusal
 from danbao.engines.workflow import ACTIONS, VOTES, Refused, WorkflowEngine
 from danbao.expr import ExprError
 from danbao.meta.model import Label
 from danbao.web.access import can
-from danbao.web.api import _body, _error, _guard, _invalid, _lang, _record_id, _runtime, _service, _user, bp
+from danbao.web.api import (_body, _error, _guard, _invalid, _lang, _record_id, _runtime, _service, _user, bp,
+                            refusal_response)
 
 MAX_ID = 2**31 - 1
 MAX_COMMENT = 4000
@@ -109,6 +111,8 @@ def _run(call, *, status: int = 200):
     except ExprError as exc:
         session.rollback()
         return _error(409, f"流程条件无法计算：{exc.message}", f"a workflow condition cannot be evaluated: {exc.message}")
+    except Refusal as exc:                              # a step action's refusal (what a step requires)
+        return refusal_response(exc)
     return jsonify(result), status
 
 

@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from danbao.engines.records import Conflict, NotFound, ValidationFailed
 from danbao.engines.users import active_users, user_names
+from danbao.engines.refusals import Refusal
 from danbao.engines.workflow import Refused, WorkflowEngine
 from danbao.meta.model import Label
 from danbao.web.access import can, login_redirect
@@ -197,6 +198,9 @@ class WorkflowView(BaseView):
         except NotFound:
             runtime().session.rollback()
             abort(404)
+        except Refusal as exc:                      # what a step requires, listed
+            runtime().session.rollback()
+            flash(exc.message.get(current_lang()), "danger")
         else:
             flash(tr("saved"), "success")
         return _back(entity, record_id)
