@@ -181,25 +181,66 @@ def test_approval_generates_the_fee_plan_from_the_product_and_the_approved_rate(
     assert sum(r.amount for r in rows if r.kind == "deposit") == Decimal("300000.00")
 
 
-def test_a_fee_plan_with_money_received_is_not_regenerated(world):
+def test_a_fee_plan_with_money_received_keeps_the_paid_rows_and_follows_with_the_rest(world):
+    """Terms changed after a first instalment was paid (a change request, a confirmed
+    start): the paid row stays exactly as it is; the unpaid rows are the new terms' rows
+    due after it, the last one taking the difference, so the kind's total is the new total."""
     from danbao.engines.actions import ActionContext
     from danbao.engines.business import generate_fee_schedule
-    from danbao.engines.workflow import Refused
-    pid = world.project(amount="2000000", fee_rate="0.02")
-    ctx = ActionContext(world.records(), ENTITY, pid, world.actor("fin"), world.clock())
-    generate_fee_schedule(ctx)
+    pid = world.project(amount="2000000", fee_rate="0.02", start_date=dt.date(2026, 12, 15))
+    generate_fee_schedule(ActionContext(world.records(), ENTITY, pid, world.actor("fin"), world.clock()))
     world.s.commit()
     p = get(world, pid)
-    first = min(p.fee_instalments, key=lambda r: r.due_on)
+    fees = sorted((r for r in p.fee_instalments if r.kind == "guarantee_fee"), key=lambda r: r.due_on)
+    assert [(r.due_on, r.amount) for r in fees] == [
+        (dt.date(2026, 12, 15), Decimal("10000.00")), (dt.date(2027, 3, 15), Decimal("10000.00")),
+        (dt.date(2027, 6, 15), Decimal("10000.00")), (dt.date(2027, 9, 15), Decimal("10000.00"))]
+    first = fees[0]
     rows = [{"id": r.id, "kind": r.kind, "due_on": r.due_on.isoformat(), "amount": str(r.amount),
+             "period_from": r.period_from, "period_to": r.period_to,
              "paid_amount": str(r.amount) if r.id == first.id else None} for r in p.fee_instalments]
     world.records().assign_children(ENTITY, pid, "fee_instalments", rows)    # as the ledger settles it
+    world.records().assign(ENTITY, pid, {"fee_rate": Decimal("0.025")})     # an approved rate change
+    generate_fee_schedule(ActionContext(world.records(), ENTITY, pid, world.actor("fin"), world.clock()))
     world.s.commit()
-    before = sorted((r.id, r.amount) for r in get(world, pid).fee_instalments)
-    with pytest.raises(Refused):
-        generate_fee_schedule(ActionContext(world.records(), ENTITY, pid, world.actor("fin"), world.clock()))
-    world.s.rollback()
-    assert sorted((r.id, r.amount) for r in get(world, pid).fee_instalments) == before
+    fees = sorted((r for r in get(world, pid).fee_instalments if r.kind == "guarantee_fee"), key=lambda r: r.due_on)
+    # 2.5% of 2,000,000 for 12 months = 50,000: 10,000 paid, 40,000 over the three unpaid quarters
+    assert [(r.id == first.id, r.due_on, r.amount, r.paid_amount) for r in fees] == [
+        (True, dt.date(2026, 12, 15), Decimal("10000.00"), Decimal("10000.00")),
+        (False, dt.date(2027, 3, 15), Decimal("12500.00"), None),
+        (False, dt.date(2027, 6, 15), Decimal("12500.00"), None),
+        (False, dt.date(2027, 9, 15), Decimal("15000.00"), None)]
+
+
+def test_the_fee_plan_is_dated_from_the_start_not_from_the_day_it_is_made(world):
+    """Finding 4: the plan runs over the guarantee (2026-12-15 → 2027-12-15) at the project's
+    own approved rate (2.5% a year, ¥6,250 a quarter on ¥1,000,000), whatever today is."""
+    pid = world.project(amount="1000000", fee_rate="0.025", deposit_rate="0", start_date=dt.date(2026, 12, 15))
+    iid = world.start(pid)
+    wf = world.wf()
+    wf.act(world.task("risk", iid), "approve", world.actor("risk"))
+    for who in ("boss", "risk"):
+        wf.act(world.task(who, iid), "approve", world.actor(who))
+    wf.act(world.task("boss", iid), "approve", world.actor("boss"))
+    fees = sorted((r for r in get(world, pid).fee_instalments if r.kind == "guarantee_fee"), key=lambda r: r.due_on)
+    assert [(r.due_on, r.period_to, r.amount) for r in fees] == [
+        (dt.date(2026, 12, 15), dt.date(2027, 3, 15), Decimal("6250.00")),
+        (dt.date(2027, 3, 15), dt.date(2027, 6, 15), Decimal("6250.00")),
+        (dt.date(2027, 6, 15), dt.date(2027, 9, 15), Decimal("6250.00")),
+        (dt.date(2027, 9, 15), dt.date(2027, 12, 15), Decimal("6250.00"))]
+
+
+def test_follow_unpaid_keeps_totals_whatever_the_rows(world):
+    from danbao.engines.fees import follow_unpaid
+    d = dt.date
+    kept = [{"kind": "guarantee_fee", "due_on": d(2027, 1, 1), "amount": Decimal("30000.00")}]
+    lines = [{"kind": "guarantee_fee", "due_on": d(2027, m, 1), "amount": Decimal("10000.00")} for m in (1, 4, 7, 10)]
+    # a total already covered leaves nothing unpaid; one below what was paid too
+    assert follow_unpaid(kept, lines) == [{"kind": "guarantee_fee", "due_on": d(2027, 4, 1), "amount": Decimal("10000.00")}]
+    assert follow_unpaid([dict(kept[0], amount=Decimal("45000.00"))], lines) == []
+    # money paid on a row the new plan no longer has: the rest still adds up
+    late = [{"kind": "guarantee_fee", "due_on": d(2027, 12, 1), "amount": Decimal("5000.00")}]
+    assert follow_unpaid(late, lines) == [{"kind": "guarantee_fee", "due_on": d(2027, 10, 1), "amount": Decimal("35000.00")}]
 
 
 def test_the_product_chooses_the_form_sections(world):

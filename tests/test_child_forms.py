@@ -116,7 +116,8 @@ def test_counter_guarantee_rows_show_the_fields_of_their_kind(app):
 
     form = c.get(f"/e/guarantee_project/{pid}/edit").get_data(as_text=True)
     assert 'data-child="counter_guarantees" data-layout="stacked"' in form
-    assert 'data-child="fee_instalments" data-layout="table"' in form       # small children stay a table
+    assert 'data-child="fee_instalments"' not in form                      # the system's plan: shown, not an input
+    assert 'data-field="fee_instalments" data-locked="true"' in form
     blocks = _blocks(form, "counter_guarantees")
     assert set(blocks) == {"0", "1", "__i__"}
     assert MORTGAGE_ONLY <= _shown_cells(blocks["0"]) and not SURETY_ONLY & _shown_cells(blocks["0"])

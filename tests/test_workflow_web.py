@@ -10,6 +10,7 @@ import pytest
 from danbao.demo import make_uscc
 from danbao.engines.records import Actor, RecordService
 from wfhelpers import full_cover
+from wfapifixtures import file_documents
 from webfixtures import add_user, csrf_from, login, make_app
 
 USERS = {"pm": "project_manager", "risk": "risk_officer", "boss": "manager", "fin": "finance",
@@ -28,10 +29,12 @@ def _project(app, no: int, amount="2000000"):
     with app.app_context():
         svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"))
         corp = svc.create("corporate_customer", {"name": f"企业{no}", "uscc": make_uscc(random.Random(no), "320100")})
-        return svc.create("guarantee_project", {
+        pid = svc.create("guarantee_project", {
             "project_no": f"W-{no}", "name": f"项目{no}", "customer_kind": "corporate", "corporate_customer": corp.id,
-            "amount": amount, "term_months": 12, "a_manager": app.ids["pm"],
+            "amount": amount, "term_months": 12, "a_manager": app.ids["pm"], "start_date": "2026-12-01",
             "counter_guarantees": full_cover(amount)}).id
+        file_documents(rt, pid)
+        return pid
 
 
 def _task_id(html: str) -> int:

@@ -34,8 +34,30 @@ def make_project(app, a_manager: int | None, amount: str = "5000000", **values) 
         project = svc.create("guarantee_project", {
             "project_no": f"WF{n:05d}", "name": f"审批项目{n}", "customer_kind": "corporate",
             "corporate_customer": corp.id, "amount": amount, "term_months": 12, "a_manager": a_manager,
-            "counter_guarantees": full_cover(amount), **values})
+            "start_date": "2026-12-01", "loan_contract_no": "JK-1", "bank_contract_no": "BZ-1",
+            "entrustment_contract_no": "WT-1", "counter_guarantees": full_cover(amount), **values})
+        file_documents(rt, project.id)
         return project.id
+
+
+def file_documents(rt, project_id: int) -> None:
+    """The project's required application and contract documents, as tagged files
+    (the rows an upload and a tag write), so a test may drive it past 初审 and 签约办理."""
+    import datetime as dt
+    from danbao.engines.documents import missing_documents
+    from danbao.model.system import ATTACHMENT_TABLE, DOCUMENT_TAG_TABLE
+    att, tags = rt.models.system[ATTACHMENT_TABLE], rt.models.system[DOCUMENT_TAG_TABLE]
+    obj = rt.session.get(rt.models.cls("guarantee_project"), project_id)
+    now = dt.datetime(2026, 12, 1, 9)
+    for stage in ("application", "contract"):
+        for d in missing_documents(rt.session, rt.models, rt.meta, obj, stage):
+            aid = rt.session.execute(att.insert().values(
+                entity="guarantee_project", record_id=project_id, field="documents", filename=f"{d.requirement.code}.pdf",
+                content_type="application/pdf", kind="document", size=16, sha256="0" * 64,
+                storage_key=f"test/{project_id}/{d.requirement.code}", uploaded_at=now, deleted=False)
+                .returning(att.c.id)).scalar_one()
+            rt.session.execute(tags.insert().values(attachment_id=aid, doc_kind=d.requirement.code, tagged_at=now))
+    rt.session.commit()
 
 
 def dispose(app) -> None:

@@ -148,13 +148,45 @@ class WfWorld:
         return corp.id
 
     def project(self, amount="5000000", *, a_manager: str | None = "pm", customer: int | None = None,
-                **values) -> int:
+                documents: bool = True, **values) -> int:
+        """A project in application; ``documents``: with its required application and
+        contract documents filed and the contract numbers typed (初审 and 签约办理 are
+        left only with them), as a complete file arrives."""
+        if documents:                   # the contracts' numbers too, so a test may drive it past signing
+            values = {"loan_contract_no": "JK-1", "bank_contract_no": "BZ-1", "entrustment_contract_no": "WT-1",
+                      "letter_no": "BH-1", **values}
+        pid = self._project(amount, a_manager=a_manager, customer=customer, **values)
+        if documents and self.meta.entity(ENTITY).has_field("documents"):
+            self.file_documents(pid, "application")
+            self.file_documents(pid, "contract")
+        return pid
+
+    def _project(self, amount="5000000", *, a_manager: str | None = "pm", customer: int | None = None,
+                 **values) -> int:
         n = next(self._seq)
         data = {"project_no": f"P{n:06d}", "name": f"项目{n}", "customer_kind": "corporate",
                 "corporate_customer": customer or self.customer(), "amount": str(amount), "term_months": 12,
-                "a_manager": self.uid[a_manager] if a_manager else None,
+                "a_manager": self.uid[a_manager] if a_manager else None, "start_date": self.clock().date(),
                 "counter_guarantees": full_cover(amount), **values}
         return self.records().create(ENTITY, data).id
+
+    def file_documents(self, project: int, stage: str = "application") -> list[str]:
+        """The required documents of ``stage`` the project still lacks, as files tagged
+        with their kind (the rows an upload and a tag write; no bytes are needed to count)."""
+        from danbao.engines.documents import missing_documents
+        from danbao.model.system import ATTACHMENT_TABLE, DOCUMENT_TAG_TABLE
+        obj = self.records().get(ENTITY, project)
+        codes = [d.requirement.code for d in missing_documents(self.s, self.models, self.meta, obj, stage)]
+        att, tags = self.models.system[ATTACHMENT_TABLE], self.models.system[DOCUMENT_TAG_TABLE]
+        for code in codes:
+            aid = self.s.execute(att.insert().values(
+                entity=ENTITY, record_id=project, field="documents", filename=f"{code}.pdf",
+                content_type="application/pdf", kind="document", size=16, sha256="0" * 64,
+                storage_key=f"test/{project}/{code}", uploaded_at=self.clock(), deleted=False)
+                .returning(att.c.id)).scalar_one()
+            self.s.execute(tags.insert().values(attachment_id=aid, doc_kind=code, tagged_at=self.clock()))
+        self.s.commit()
+        return codes
 
     def set(self, entity: str, record_id: int, **values) -> None:
         """Write fields as the system would (read-only ones too), committed."""

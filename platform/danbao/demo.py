@@ -174,6 +174,7 @@ def start_demo_workflows(rt, project_ids=None) -> int:
     portfolio planned as in review (``project_ids``; default: every project still
     'applying') — and take the first review of every other one (the risk officer
     agrees), so My tasks, the approval panels and the second review have something to show."""
+    from danbao.engines.refusals import Refusal
     from danbao.engines.workflow import Refused, WorkflowEngine
     from danbao.model.system import WF_TASK_TABLE
     if "guarantee_project" not in rt.meta.entities or not rt.meta.workflows:
@@ -205,7 +206,7 @@ def start_demo_workflows(rt, project_ids=None) -> int:
                     try:
                         eng.act(task.id, "approve", Actor(task.user_id, names.get(task.user_id, "demo")),
                                 comment="反担保措施充分，资料齐全，同意提交复审")
-                    except Refused:
+                    except Refusal:          # Refused, or a step condition: the file is not complete yet
                         rt.session.rollback()
             break
     return started
