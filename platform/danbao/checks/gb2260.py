@@ -69,3 +69,13 @@ def current(code: str) -> Period | None:
     """The period in force now, if the code still is."""
     rows = periods().get(code, ())
     return next((p for p in rows if p.end is None), None)
+
+
+def counties_in(code: str) -> list[str]:
+    """The county-level codes in force within a province or prefecture (``code``
+    itself when it is county level, or a city without counties such as 441900)."""
+    if is_county(code) and current(code):
+        return [code]
+    prefix = code[:2] if code.endswith("0000") else code[:4]
+    return sorted(c for c in periods() if c.startswith(prefix) and current(c) and is_county(c)
+                  and not c.endswith("00"))

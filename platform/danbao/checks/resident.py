@@ -139,3 +139,9 @@ def permanent_residence(value: str, today: dt.date) -> Failure | None:
         return fail(FORMAT, PERMANENT_RESIDENCE, f"应为 18 位（2023 版）或 15 位（旧版），现为 {len(value)} 位",
                     f"must be 18 characters (2023 card) or 15 (older card), got {len(value)}")
     return permanent_residence_2023(value, today)
+
+
+def build(region: str, born: dt.date, seq: int) -> str:
+    """An 18-digit number as GB 11643 constructs it (``seq``: 0–999, odd for men)."""
+    body = f"{region}{born:%Y%m%d}{seq:03d}"
+    return body + check_char(body)

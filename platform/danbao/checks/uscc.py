@@ -79,3 +79,10 @@ def uscc(value: str, _today: dt.date | None = None) -> Failure | None:
         return fail(CHECK_CHAR, USCC, f"校验码应为 {last}，现为 {value[17]}",
                     f"the check character should be {last}, not {value[17]}")
     return None
+
+
+def build(prefix: str, region: str, org8: str) -> str:
+    """The code the standard constructs: department and type, region, the organisation
+    code ``org8`` with its GB 11714 check character, then the MOD 31 check character."""
+    body = prefix + region + org8 + org_check_char(org8)
+    return body + check_char(body)

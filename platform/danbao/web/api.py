@@ -108,7 +108,9 @@ def _invalid(exc: ValidationFailed):
     rt = _runtime()
     rt.session.rollback()
     lang = _lang()
-    return jsonify(message="数据有误" if lang == "zh" else "invalid data", errors=exc.messages(lang)), 422
+    codes = exc.codes()
+    extra = {"codes": codes} if codes else {}
+    return jsonify(message="数据有误" if lang == "zh" else "invalid data", errors=exc.messages(lang), **extra), 422
 
 
 @bp.get("/<entity>/")
