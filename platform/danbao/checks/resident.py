@@ -17,7 +17,7 @@ from danbao.meta.model import Label
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK = "10X98765432"
-_SHAPE = re.compile(r"\d{17}[\dX]")
+_SHAPE = re.compile(r"\d{17}[\dX]", re.ASCII)
 
 RESIDENT_ID = Label(zh="居民身份证号码", en="resident ID number")
 HK_MACAO_RESIDENCE = Label(zh="港澳居民居住证号码", en="HK/Macao residence permit number")
@@ -107,7 +107,7 @@ def permanent_residence_2023(value: str, today: dt.date) -> Failure | None:
     return bad or _check_last(value, PERMANENT_RESIDENCE)
 
 
-_OLD_PR = re.compile(r"[A-Z]{3}\d{12}")
+_OLD_PR = re.compile(r"[A-Z]{3}\d{12}", re.ASCII)
 
 
 def permanent_residence_2004(value: str, today: dt.date) -> Failure | None:

@@ -31,9 +31,9 @@ PATTERNS = {
 
 
 def _matches(name: str, value: str, what: Label, zh: str, en: str) -> Failure | None:
-    if re.fullmatch(PATTERNS[name][1:-1], value):
+    if re.fullmatch(PATTERNS[name][1:-1], value, re.ASCII):
         return None
-    if value != value.upper() and re.fullmatch(PATTERNS[name][1:-1], value.upper()):
+    if value != value.upper() and re.fullmatch(PATTERNS[name][1:-1], value.upper(), re.ASCII):
         return fail(FORMAT, what, "字母应为大写", "letters must be capitals")
     return fail(FORMAT, what, f"格式应为{zh}", f"must be {en}")
 
