@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "platform"))
 
-from danbao.checks import resident_id_check_char, uscc_check_char  # noqa: E402
+from danbao.checks import gb2260, resident, uscc  # noqa: E402
 from danbao.engines.query import parse_list_args, run_list  # noqa: E402
 from danbao.engines.regulatory import dashboard  # noqa: E402
 from danbao.meta.loader import load_packs  # noqa: E402
@@ -107,16 +107,17 @@ def fill(engine, models, meta, n: int, seed: int = 7) -> dict:
         companies = []
         for i in range(1, 20001):
             region = rng.choice(REGIONS)
-            body = f"91{region}{i:09d}"
-            companies.append(stamp(id=i, name=f"企业{i:05d}有限公司", uscc=body + uscc_check_char(body), region=region,
+            companies.append(stamp(id=i, name=f"企业{i:05d}有限公司", uscc=uscc.build("91", region, f"{i:08d}"),
+                                   region=region,
                                    industry=rng.choice(INDUSTRIES), registered_capital=Decimal(rng.randint(100, 5000)),
                                    basic_bank_id=rng.randint(1, 12)))
         insert(conn, t("corporate_customer"), companies)
         people = []
         for i in range(1, 5001):
             region = rng.choice(REGIONS)
-            body = f"{region}{1960 + i % 40}{1 + i % 12:02d}{1 + i % 28:02d}{i % 1000:03d}"
-            people.append(stamp(id=i, name=f"个人{i:04d}", id_type="resident_id", id_no=body + resident_id_check_char(body),
+            county = gb2260.counties_in(region)[i % len(gb2260.counties_in(region))]
+            id_no = resident.build(county, dt.date(1960 + i % 40, 1 + i % 12, 1 + i % 28), i % 1000)
+            people.append(stamp(id=i, name=f"个人{i:04d}", id_type="resident_id", id_no=id_no,
                                 region=region))
         insert(conn, t("individual_customer"), people)
         related, cid = [], 1

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "platform"))
 
-from danbao.checks import uscc_check_char  # noqa: E402
+from danbao.checks import uscc as uscc_code  # noqa: E402
 from danbao.engines.records import Actor, Conflict, RecordService  # noqa: E402
 from danbao.engines.workflow import Refused, WorkflowEngine  # noqa: E402
 from danbao.meta.loader import load_packs  # noqa: E402
@@ -106,9 +106,8 @@ def setup(engine, models, n: int, seed: int = 11) -> tuple[dict, list[int], int]
                                          "active": True} for u in PEOPLE])
         conn.execute(AB_USER_ROLE.insert(), [{"user_id": uid[u], "role_id": roles[r]} for u, r in PEOPLE.items()])
     with Session(engine) as s:
-        body = "91320100" + "000000001"
         corp = RecordService(models, s, Actor(None, "bench")).create(
-            "corporate_customer", {"name": "基准企业", "uscc": body + uscc_check_char(body)}).id
+            "corporate_customer", {"name": "基准企业", "uscc": uscc_code.build("91", "320100", "00000001")}).id
     rng = random.Random(seed)
     now = dt.datetime(2026, 12, 1, 9, 0)
     rows, big = [], 0

@@ -134,3 +134,24 @@ def test_dashboard_has_figures(demo):
     assert board.customers_near >= 1 and board.groups_near >= 1 and not board.customers_breach
     assert {s for s, _n, _a in board.by_status} >= {"guaranteeing", "overdue", "released"}
     assert len(board.by_product) >= 2 and len(board.by_risk_class) >= 2
+
+
+def test_every_identity_number_in_the_demo_passes_its_check(demo):
+    """Demo data passes the checks it would meet in a form: credit codes, and each
+    ID number by its own ID type (issue 15)."""
+    from danbao.checks import NAMED_CHECKS
+    _app, rt, _loaded, _started = demo
+    checked = 0
+    for em in rt.meta.entities.values():
+        for f in em.column_fields:
+            if not (f.check or f.check_by):
+                continue
+            for row in rows(rt, em.name):
+                value = getattr(row, f.column_name)
+                name = f.check or f.check_by.check_for(getattr(row, f.check_by.field))
+                if value is None:
+                    continue
+                assert name is not None, (em.name, f.name, value)
+                assert NAMED_CHECKS[name].failure(value, TODAY) is None, (em.name, f.name, value)
+                checked += 1
+    assert checked > SIZE

@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from danbao.checks import (NAMED_CHECKS, check_resident_id, check_uscc, resident_id_check_char,
-                           uscc_check_char)
+from danbao.checks import NAMED_CHECKS, check_resident_id, check_uscc
 from danbao.meta import schema as pack_schema
 from danbao.meta import yamlio
 from danbao.meta.loader import PackError, PackErrors, format_errors, load_packs, validate_packs
@@ -479,54 +478,32 @@ def test_yaml_problems(text, line, code):
     assert [(e.line, e.code) for e in errors] == [(line, code)]
 
 
-# -- named checks -----------------------------------------------------------------------
+# -- named checks (the full properties are in test_identity_checks.py) -------------------------
 def test_uscc_known_codes():
     assert check_uscc("91350100M000100Y43")
-    assert check_uscc("91110000" + "100012819" + uscc_check_char("91110000100012819"))
+    assert check_uscc("91110000600037341L")
     assert not check_uscc("91350100M000100Y44")
     assert not check_uscc("91350100M000100Y4")          # 17 characters
-    assert not check_uscc("91350100m000100y43")          # lower case
+    assert not check_uscc("91350100m000100y43")          # lower case (the field's normalize upper-cases it)
     assert not check_uscc("91350100M000100I43")          # I is not in the alphabet
     assert not check_uscc(None) and not check_uscc(91350100)
 
 
 def test_resident_id_known_codes():
-    assert check_resident_id("11010519491231002X")
-    assert not check_resident_id("110105194912310021")   # wrong check digit
-    assert not check_resident_id("11010519491231002x")   # lower-case x
-    assert not check_resident_id("110105194902300027")   # 30 February
-    assert not check_resident_id("11010519491231002")
-    assert not check_resident_id("１１0105194912310021")  # full-width digits
-    assert not check_resident_id(None)
+    today = dt.date(2025, 6, 1)
+    assert check_resident_id("11010519491231002X", today)
+    assert not check_resident_id("110105194912310021", today)   # wrong check digit
+    assert not check_resident_id("11010519491231002x", today)   # lower-case x
+    assert not check_resident_id("110105194902300027", today)   # 30 February
+    assert not check_resident_id("11010519491231002", today)
+    assert not check_resident_id("１１0105194912310021", today)  # full-width digits
+    assert not check_resident_id(None, today)
 
 
 def test_named_checks_table():
-    assert set(NAMED_CHECKS) == {"uscc", "resident_id"}
-    for function, message in NAMED_CHECKS.values():
-        assert callable(function) and message.zh and message.en
-
-
-_USCC_BODY = st.text(alphabet="0123456789ABCDEFGHJKLMNPQRTUWXY", min_size=17, max_size=17)
-
-
-@given(body=_USCC_BODY, other=st.sampled_from("0123456789ABCDEFGHJKLMNPQRTUWXYZIOSV"))
-def test_uscc_check_character_property(body, other):
-    good = uscc_check_char(body)
-    assert check_uscc(body + good)
-    if other != good:
-        assert not check_uscc(body + other)
-
-
-@given(region=st.text(alphabet="0123456789", min_size=6, max_size=6),
-       birth=st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2099, 12, 31)),
-       seq=st.text(alphabet="0123456789", min_size=3, max_size=3),
-       other=st.characters(codec="utf-8"))
-def test_resident_id_check_digit_property(region, birth, seq, other):
-    body = region + birth.strftime("%Y%m%d") + seq
-    good = resident_id_check_char(body)
-    assert check_resident_id(body + good)
-    if other != good:
-        assert not check_resident_id(body + other)
+    assert {"uscc", "resident_id", "passport", "passport_cn", "permanent_residence"} <= set(NAMED_CHECKS)
+    for check in NAMED_CHECKS.values():
+        assert callable(check.run) and check.label.zh and check.label.en and check.pattern.startswith("^")
 
 
 # -- speed ------------------------------------------------------------------------------------

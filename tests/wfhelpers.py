@@ -21,7 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from danbao.checks import uscc_check_char
+from danbao.checks import uscc as uscc_code
 from danbao.engines.records import Actor, RecordService
 from danbao.engines.workflow import WorkflowEngine
 from danbao.meta.loader import load_packs
@@ -73,8 +73,7 @@ def full_cover(amount) -> list[dict]:
 
 
 def make_uscc(n: int) -> str:
-    body = "91320100" + f"{n:09d}"
-    return body + uscc_check_char(body)
+    return uscc_code.build("91", "320100", f"{n:08d}")
 
 
 class Clock:

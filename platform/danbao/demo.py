@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from danbao.checks import resident_id_check_char, uscc_check_char
+from danbao.checks import gb2260, resident, uscc
 from danbao.engines.records import Actor, RecordService
 from danbao.engines.users import active_users
 
@@ -25,15 +25,17 @@ GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平�
 
 
 def make_uscc(rng: random.Random, region: str, prefix: str = "91") -> str:
-    """A valid 统一社会信用代码: ``91`` a company, ``92`` an individual business (个体工商户)."""
-    body = prefix + region + "".join(rng.choice("0123456789") for _ in range(9))
-    return body + uscc_check_char(body)
+    """A valid 统一社会信用代码: ``91`` a company, ``92`` an individual business (个体工商户),
+    built as GB 32100 builds one (the organisation code has its own check character)."""
+    return uscc.build(prefix, region, "".join(rng.choice("0123456789") for _ in range(8)))
 
 
 def make_resident_id(rng: random.Random, region: str, birth: dt.date, male: bool) -> str:
-    seq = rng.randint(0, 49) * 2 + (1 if male else 0)
-    body = f"{region}{birth:%Y%m%d}{rng.randint(0, 9)}{seq:02d}"
-    return body + resident_id_check_char(body)
+    """A valid resident ID of someone registered in ``region``: a county of it, since
+    GB 11643 numbers carry county-level codes (a city's own code, 320500, never)."""
+    county = rng.choice(gb2260.counties_in(region))
+    seq = rng.randint(0, 499) * 2 + (1 if male else 0)
+    return resident.build(county, birth, seq)
 
 
 def person_name(rng: random.Random) -> str:

@@ -354,7 +354,7 @@ class Portfolio:
         second = person_name(rng)
         share = Decimal(rng.choice(["0.600000", "0.700000", "0.800000", "0.510000"]))
         shareholders = [
-            {"name": legal, "holder_type": "person", "id_no": make_resident_id(rng, region, self._birth(), True),
+            {"name": legal, "holder_type": "person", "id_type": "resident_id", "id_no": make_resident_id(rng, region, self._birth(), True),
              "subscribed_capital": money(capital * share), "paid_in_capital": money(capital * share), "share_ratio": share},
             {"name": second, "holder_type": "person", "subscribed_capital": money(capital * (1 - share)),
              "paid_in_capital": money(capital * (1 - share) * Decimal("0.8")), "share_ratio": 1 - share}]
@@ -733,7 +733,7 @@ class Portfolio:
             discount = kinds["surety"].default_discount
             capacity = ceil_to(target * (1 - share) / discount if discount else amount, 10000) or Decimal(100000)
             rows.append({"kind": "surety", "guarantor_kind": "person", "guarantor_name": guarantor,
-                         "guarantor_id_no": make_resident_id(rng, region, self._birth(), rng.random() < 0.7),
+                         "guarantor_id_type": "resident_id", "guarantor_id_no": make_resident_id(rng, region, self._birth(), rng.random() < 0.7),
                          "guarantor_net_assets": capacity + Decimal(rng.randint(0, 50)) * WAN,
                          "guarantor_contingent_liabilities": Decimal(rng.randint(0, 50)) * WAN,
                          "appraised_value": capacity,

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
 
-from danbao.meta.model import (FieldMeta, Label, MONEY_PRECISION, MONEY_SCALE,
+from danbao.meta.model import (CodedLabel, FieldMeta, Label, MONEY_PRECISION, MONEY_SCALE,
                                RATE_PRECISION, RATE_SCALE)
 
 #: Largest value a BIGINT column holds.
@@ -27,29 +27,45 @@ TEXT_LIMIT = 100_000
 
 
 class FieldError(Exception):
-    """A value a field cannot take; ``message`` is a Label (zh and en)."""
+    """A value a field cannot take; ``message`` is a Label (zh and en), a CodedLabel
+    when a rule with a stable code refused it (``code``: ID002, ...)."""
 
-    def __init__(self, zh: str, en: str):
+    def __init__(self, zh: str, en: str, code: str | None = None):
         super().__init__(en)
-        self.message = Label(zh=zh, en=en)
+        self.code = code
+        self.message = CodedLabel(zh=zh, en=en, code=code) if code else Label(zh=zh, en=en)
 
 
 def is_blank(raw) -> bool:
     return raw is None or (isinstance(raw, str) and raw.strip() == "")
 
 
-def coerce_value(field: FieldMeta, raw, *, codelist=None):
+def coerce_value(field: FieldMeta, raw, *, codelist=None, today: dt.date | None = None):
     """Return the typed value of ``raw`` for ``field``, or None when blank.
 
     Raises FieldError for anything the field cannot hold. Required-ness,
     uniqueness and references are checked by the caller, which sees the whole
-    record and the database.
+    record and the database; so is a ``check_by`` check, which needs another
+    field's value (``check_value``). ``today`` bounds birth dates in checks
+    (the caller's clock; today in DANBAO_TIMEZONE when not given).
     """
     if is_blank(raw):
         return None
     convert = _CONVERTERS[field.type]
     value = convert(field, raw, codelist)
     _check_bounds(field, value)
+    if field.check and value is not None:
+        value = check_value(field, field.check, value, today)
+    return value
+
+
+def check_value(field: FieldMeta, check: str, value: str, today: dt.date | None = None) -> str:
+    """Run the named ``check`` on a field's normalised value; return the value to
+    store (an old 15-digit ID in its 18-digit form) or raise a coded FieldError."""
+    from danbao.checks import local_today, run_check
+    value, failure = run_check(check, value, today or local_today(), field.normalize)
+    if failure is not None:
+        raise FieldError(failure.message.zh, failure.message.en, failure.code)
     return value
 
 
@@ -61,6 +77,9 @@ def _string(field, raw, _):
     value = raw.strip()
     if CONTROL_CHARS.search(value):
         raise FieldError("含有不可见的控制字符", "contains control characters")
+    if field.normalize:
+        from danbao.checks.normalize import apply
+        value = apply(field.normalize, value)
     limit = field.max_length or (TEXT_LIMIT if field.type == "text" else 255)
     if len(value) > limit:
         raise FieldError(f"不能超过 {limit} 个字符（现为 {len(value)} 个）",
@@ -69,11 +88,6 @@ def _string(field, raw, _):
         raise FieldError(f"至少 {field.min_length} 个字符", f"must be at least {field.min_length} characters")
     if field.pattern and not re.fullmatch(field.pattern, value):
         raise FieldError("格式不正确", "has the wrong format")
-    if field.check:
-        from danbao.checks import NAMED_CHECKS
-        check, message = NAMED_CHECKS[field.check]
-        if not check(value):
-            raise FieldError(message.zh, message.en)
     return value
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.attributes import flag_modified
 
-from danbao.engines.coerce import ID_LIMIT, FieldError, coerce_value, to_text
+from danbao.engines.coerce import ID_LIMIT, FieldError, check_value, coerce_value, to_text
 from danbao.engines.numbering import format_number
 from danbao.engines.refusals import (IN_APPROVAL, INTEGRITY, INVALID, NOT_FOUND, STALE, STILL_REFERENCED, SYSTEM_ROWS,
                                     Refusal)
@@ -80,6 +80,10 @@ class ValidationFailed(Refusal):
 
     def messages(self, lang: str) -> dict[str, str]:
         return {key: label.get(lang) for key, label in self.errors.items()}
+
+    def codes(self) -> dict[str, str]:
+        """The stable codes of the errors that have one (ID002, ...), by field path."""
+        return {key: label.code for key, label in self.errors.items() if getattr(label, "code", "")}
 
 
 class Conflict(Refusal):
@@ -252,6 +256,7 @@ class RecordService:
             raise ValidationFailed({"_": Label("请求体应为对象", "the body must be an object")})
         errors: dict[str, Label] = {}
         plan: dict[str, Any] = {}
+        today = self.clock().date()
         known = {f.name for f in em.fields}
         for key in data:
             if key not in known and key not in SYSTEM_KEYS:
@@ -269,7 +274,7 @@ class RecordService:
                 continue
             if present:
                 try:
-                    value = coerce_value(f, data[f.name], codelist=self._codelist(f))
+                    value = coerce_value(f, data[f.name], codelist=self._codelist(f), today=today)
                 except FieldError as exc:
                     errors[f.name] = exc.message
                     value = getattr(obj, f.column_name) if obj is not None else None
@@ -282,6 +287,7 @@ class RecordService:
                 if value is not None:
                     plan[f.name] = value
             merged[f.name] = value
+        self._checks_by(em, plan, merged, errors, today)
         self._apply_rules(em, obj, plan, merged, errors)
         if not errors:
             self._check_database(em, obj, plan, errors)
@@ -289,6 +295,7 @@ class RecordService:
             raise ValidationFailed(errors)
         return plan
 
+<<<<<<< HEAD
     def _refuse_readonly_sent(self, em: EntityMeta, obj, data, takes: bool) -> None:
         """A person who sends a read-only field (the status, a fee plan, a paid amount)
         with a value other than the stored one is refused (CT004), not silently
@@ -319,6 +326,27 @@ class RecordService:
             raise Refusal(SYSTEM_ROWS, Label("由系统写入，不能修改：" + "、".join(n.zh for n in names),
                                              "written by the system, not by people: " + ", ".join(n.en for n in names)),
                           field=changed[0], details={"fields": changed})
+=======
+    def _checks_by(self, em: EntityMeta, plan: dict, merged: dict, errors: dict, today) -> None:
+        """Checks chosen by another field (an ID number by its ID type), run over the
+        values the record will have whenever either of the two is written."""
+        for f in em.column_fields:
+            by = f.check_by
+            if by is None or f.name in errors or by.field in errors:
+                continue
+            if f.name not in plan and by.field not in plan:
+                continue
+            check, value = by.check_for(merged.get(by.field)), merged.get(f.name)
+            if check is None or value is None:
+                continue
+            try:
+                checked = check_value(f, check, value, today)
+            except FieldError as exc:
+                errors[f.name] = exc.message
+                continue
+            if checked != value or f.name in plan:
+                merged[f.name] = plan[f.name] = checked
+>>>>>>> issue15
 
     def _apply_rules(self, em: EntityMeta, obj, plan: dict, merged: dict, errors: dict) -> None:
         """Conditions and computed values from metadata, enforced for every write.

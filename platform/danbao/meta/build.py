@@ -9,7 +9,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from danbao.meta import defaults
-from danbao.meta.model import (WarningRuleMeta, CodeItem, CodeListMeta, EntityMeta, FieldMeta, IndexMeta, Label,
+from danbao.meta.model import (WarningRuleMeta, CheckBy, CodeItem, CodeListMeta, EntityMeta, FieldMeta, IndexMeta, Label,
                                ListMeta, MenuMeta, Option, RoleMeta, SectionMeta)
 from danbao.meta.overlay import EntityDraft, Layered, Merged
 
@@ -42,6 +42,8 @@ def build_field(f: Layered, codelists: dict[str, CodeListMeta]) -> FieldMeta:
         max_length=f.get("max_length"),
         pattern=f.get("pattern"),
         check=f.get("check"),
+        check_by=_check_by(f.get("check_by")),
+        normalize=tuple(f.get("normalize") or ()),
         precision=precision,
         scale=scale,
         options=tuple(Option(value=o["value"], label=label(o["label"])) for o in f.get("options") or ()),
@@ -60,6 +62,12 @@ def build_field(f: Layered, codelists: dict[str, CodeListMeta]) -> FieldMeta:
         renamed_from=f.get("renamed_from"),
         source=f.at,
     )
+
+
+def _check_by(spec) -> CheckBy | None:
+    if not spec:
+        return None
+    return CheckBy(field=spec["field"], checks=tuple((str(k), v) for k, v in spec["checks"].items()))
 
 
 def decimal_or_none(value) -> Decimal | None:

@@ -11,10 +11,12 @@ error rather than a cascade.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 from decimal import Decimal
 
 from danbao.checks import NAMED_CHECKS
+from danbao.checks.normalize import CHECK_RULES, NORMALIZERS, apply as normalized
 from danbao.meta import defaults, names
 from danbao.meta.errors import PackError
 from danbao.meta.model import COLUMN_TYPES, FIELD_TYPES, MONEY_SCALE, RATE_SCALE, SYSTEM_COLUMNS, Source
@@ -31,7 +33,7 @@ _LENGTHS = {"min_length", "max_length", "pattern"}
 _BOUNDS = {"min", "max"}
 #: The keys each field type takes; any other key is DB231.
 ALLOWED_KEYS = {
-    "string": _COLUMN | _LENGTHS | {"check", "numbering"},
+    "string": _COLUMN | _LENGTHS | {"check", "check_by", "normalize", "numbering"},
     "text": _COLUMN | _LENGTHS,
     "integer": _COLUMN | _BOUNDS,
     "decimal": _COLUMN | _BOUNDS | {"precision", "scale"},
@@ -52,7 +54,7 @@ NEEDED_KEY = {"enum": "options", "code": "codelist", "reference": "target", "chi
 
 #: Keys whose change can make a valid default invalid.
 _DEFAULT_DEPENDS = ("type", "options", "codelist", "min", "max", "min_length", "max_length",
-                    "pattern", "check", "precision", "scale")
+                    "pattern", "check", "normalize", "precision", "scale")
 
 #: Codes whose errors say "unknown name X": when some file could not be read,
 #: X may well be declared there, so these are held back as likely noise.
@@ -211,8 +213,52 @@ class CrossChecker:
         if "check" in allowed and "check" in f and f.get("check") not in NAMED_CHECKS:
             self.error(f.src("check"), "DB234", f"field '{name}': unknown check '{f.get('check')}' "
                                                 f"(known: {', '.join(sorted(NAMED_CHECKS))})")
+        if "normalize" in allowed and "normalize" in f:
+            self._normalize(e, name, f)
+        if "check_by" in allowed and "check_by" in f:
+            self._check_by(e, name, f)
         if "default" in allowed and f.get("default") is not None:
             self._default(name, f, ftype)
+
+    def _normalize(self, e: EntityDraft, name: str, f: Layered) -> None:
+        seen: set[str] = set()
+        for rule, src in f.items("normalize"):
+            if rule not in NORMALIZERS:
+                self.error(src, "DB237", f"field '{name}': unknown normalisation '{rule}' "
+                                         f"(known: {', '.join(NORMALIZERS)})")
+            elif rule in seen:
+                self.error(src, "DB237", f"field '{name}': normalisation '{rule}' is listed twice")
+            elif rule in CHECK_RULES and CHECK_RULES[rule] not in _checks_of(f):
+                self.error(src, "DB237", f"field '{name}': '{rule}' applies only to a field checked "
+                                         f"as '{CHECK_RULES[rule]}'")
+            seen.add(rule)
+
+    def _check_by(self, e: EntityDraft, name: str, f: Layered) -> None:
+        spec, src = f.get("check_by"), f.src("check_by")
+        if not hasattr(spec, "get"):
+            return   # refused by the schema
+        if "check" in f:
+            self.error(f.newest("check", "check_by"), "DB238", f"field '{name}': declare either 'check' or "
+                                                               "'check_by', not both")
+        by = spec.get("field")
+        other = e.fields.get(by)
+        if other is None or other.get("type") not in ("code", "enum") or by == name:
+            self.error(src, "DB238", f"field '{name}': check_by field '{by}' is not a code or enum field "
+                                     f"of '{e.name}'")
+            return
+        choices = (self.codes.get(other.get("codelist")) if other.get("type") == "code"
+                   else {o.get("value") for o, _ in other.items("options") if hasattr(o, "get")})
+        checks = spec.get("checks")
+        if not hasattr(checks, "items"):
+            return
+        for key, check in checks.items():
+            where = Source(src.file, checks.key_line(key)) if hasattr(checks, "key_line") else src
+            if choices is not None and key not in choices:
+                self.error(where, "DB238", f"field '{name}': check_by key '{key}' is not a value of "
+                                           f"field '{by}'")
+            if check not in NAMED_CHECKS:
+                self.error(where, "DB234", f"field '{name}': unknown check '{check}' "
+                                           f"(known: {', '.join(sorted(NAMED_CHECKS))})")
 
     def _options(self, name: str, f: Layered) -> None:
         seen: set[str] = set()
@@ -276,7 +322,8 @@ class CrossChecker:
             return
         value = f.get("default")
         if ftype == "string" and f.get("check") in NAMED_CHECKS:
-            if not NAMED_CHECKS[f.get("check")][0](value):
+            rules = f.get("normalize") if isinstance(f.get("normalize"), list) else ()
+            if NAMED_CHECKS[f.get("check")].failure(normalized(rules, value), _LOAD_DAY):
                 self.error(src, "DB235", f"field '{name}': default {_show(value)} fails "
                                                       f"check '{f.get('check')}'")
         if ftype in defaults.TEXT_TYPES and isinstance(f.get("pattern"), str):
@@ -373,6 +420,18 @@ def _a(word) -> str:
 
 def _show(value) -> str:
     return str(value) if isinstance(value, (int, Decimal)) and not isinstance(value, bool) else repr(value)
+
+
+#: Defaults are checked against a fixed day, so a pack's validity does not change with the calendar.
+_LOAD_DAY = dt.date(2100, 1, 1)
+
+
+def _checks_of(f: Layered) -> set[str]:
+    """The named checks a field's value can get: its ``check`` or any of its ``check_by``."""
+    spec = f.get("check_by")
+    chosen = set(spec.get("checks").values()) if hasattr(spec, "get") and hasattr(spec.get("checks"), "values") \
+        else set()
+    return chosen | ({f.get("check")} if "check" in f else set())
 
 
 def _codes(layer: Layered) -> set[str]:

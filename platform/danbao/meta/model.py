@@ -47,6 +47,12 @@ class Label:
 
 
 @dataclass(frozen=True)
+class CodedLabel(Label):
+    """A message with the stable code of the rule that refused a value (ID003: a birth date)."""
+    code: str = ""
+
+
+@dataclass(frozen=True)
 class Source:
     """Where a piece of metadata was declared, for error messages."""
     file: str
@@ -63,6 +69,17 @@ class Option:
 
 
 @dataclass(frozen=True)
+class CheckBy:
+    """A check chosen by another field's value (an ID number checked by its ID type):
+    ``checks`` pairs each value with a named check; other values get none."""
+    field: str
+    checks: tuple[tuple[str, str], ...]
+
+    def check_for(self, value) -> str | None:
+        return dict(self.checks).get(value)
+
+
+@dataclass(frozen=True)
 class FieldMeta:
     name: str
     type: str
@@ -76,7 +93,9 @@ class FieldMeta:
     min_length: int | None = None
     max_length: int | None = None
     pattern: str | None = None
-    check: str | None = None            # named check: uscc | resident_id
+    check: str | None = None            # named check: uscc | resident_id | passport | ...
+    check_by: CheckBy | None = None     # named check chosen by another field's value
+    normalize: tuple[str, ...] = ()     # halfwidth, strip_separators, upper, resident_id_15_to_18
     precision: int | None = None        # decimal only
     scale: int | None = None            # decimal only
     options: tuple[Option, ...] = ()    # enum

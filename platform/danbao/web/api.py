@@ -109,8 +109,10 @@ def _invalid(exc: ValidationFailed):
     rt = _runtime()
     rt.session.rollback()
     lang = _lang()
+    codes = exc.codes()
+    extra = {"codes": codes} if codes else {}
     return jsonify(message="数据有误" if lang == "zh" else "invalid data", code=exc.code,
-                   errors=exc.messages(lang)), exc.status
+                   errors=exc.messages(lang), **extra), exc.status
 
 
 def refusal_response(exc: Refusal):

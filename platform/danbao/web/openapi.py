@@ -55,6 +55,8 @@ def field_schema(meta: Meta, f: FieldMeta, *, output: bool) -> dict:
         return s
     else:
         raise ValueError(t)
+    if t == "string":
+        _check_keys(f, s, output=output)
     if f.type in ("integer", "decimal", "money", "rate") and not output:
         if f.min is not None:
             s["x-minimum"] = str(f.min)
@@ -64,6 +66,34 @@ def field_schema(meta: Meta, f: FieldMeta, *, output: bool) -> dict:
     s["title"] = f.label.en
     s["description"] = f"{f.label.zh} / {f.label.en}" + (f" — {f.help.en}" if f.help else "")
     return s
+
+
+def check_pattern(f: FieldMeta) -> str | None:
+    """The shape every stored value of a checked field has: its check's pattern, or
+    for ``check_by`` any of the patterns its checks have."""
+    from danbao.checks import NAMED_CHECKS
+    names = [f.check] if f.check else sorted({c for _, c in f.check_by.checks}) if f.check_by else []
+    if not names:
+        return None
+    if len(names) == 1:
+        return NAMED_CHECKS[names[0]].pattern
+    return "^(?:" + "|".join(f"(?:{NAMED_CHECKS[n].pattern[1:-1]})" for n in names) + ")$"
+
+
+def _check_keys(f: FieldMeta, s: dict, *, output: bool) -> None:
+    """Stored values match the check's pattern; input does too unless the field
+    normalises it (then the pattern holds after ``x-normalize``)."""
+    pattern = check_pattern(f)
+    if pattern and (output or not f.normalize):
+        s["pattern"] = pattern
+    elif pattern:
+        s["x-normalized-pattern"] = pattern
+    if f.normalize and not output:
+        s["x-normalize"] = list(f.normalize)
+    if f.check:
+        s["x-check"] = f.check
+    if f.check_by:
+        s["x-check-by"] = {"field": f.check_by.field, "checks": dict(f.check_by.checks)}
 
 
 def entity_schema(meta: Meta, em: EntityMeta, *, output: bool, child: bool = False) -> dict:
@@ -154,7 +184,9 @@ def build_spec(meta: Meta) -> dict:
         "Error": {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]},
         "ValidationError": {"type": "object", "required": ["message"], "properties": {
             "message": {"type": "string"},
-            "errors": {"type": "object", "additionalProperties": {"type": "string"}}}},
+            "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+            "codes": {"type": "object", "additionalProperties": {"type": "string", "pattern": r"^[A-Z]{2}\d{3}$"},
+                      "description": "stable codes (ID001 ...) of the errors that have one"}}},
     }
     for em in meta.entities.values():
         if em.is_child:
