@@ -295,7 +295,6 @@ class RecordService:
             raise ValidationFailed(errors)
         return plan
 
-<<<<<<< HEAD
     def _refuse_readonly_sent(self, em: EntityMeta, obj, data, takes: bool) -> None:
         """A person who sends a read-only field (the status, a fee plan, a paid amount)
         with a value other than the stored one is refused (CT004), not silently
@@ -326,7 +325,7 @@ class RecordService:
             raise Refusal(SYSTEM_ROWS, Label("由系统写入，不能修改：" + "、".join(n.zh for n in names),
                                              "written by the system, not by people: " + ", ".join(n.en for n in names)),
                           field=changed[0], details={"fields": changed})
-=======
+
     def _checks_by(self, em: EntityMeta, plan: dict, merged: dict, errors: dict, today) -> None:
         """Checks chosen by another field (an ID number by its ID type), run over the
         values the record will have whenever either of the two is written."""
@@ -346,7 +345,6 @@ class RecordService:
                 continue
             if checked != value or f.name in plan:
                 merged[f.name] = plan[f.name] = checked
->>>>>>> issue15
 
     def _apply_rules(self, em: EntityMeta, obj, plan: dict, merged: dict, errors: dict) -> None:
         """Conditions and computed values from metadata, enforced for every write.
