@@ -31,16 +31,17 @@ def server(database_url, tmp_path):
         project = svc.create("guarantee_project", {
             "project_no": "DB2026-0001", "name": "新达电气流动资金贷款担保", "customer_kind": "corporate",
             "corporate_customer": corp.id, "amount": "5000000", "term_months": 12, "a_manager": ids["pm"],
+            "start_date": "2026-12-01", "fee_rate": "0.02",
             "counter_guarantees": [{"kind": "mortgage", "asset_kind": "real_estate", "owner": "常州新达电气有限公司",
                                     "appraised_value": "7200000"}]})
         project_id = project.id
     with serving(app) as base:
-        yield base, project_id
+        yield base, project_id, app
 
 
 def test_application_through_reviews_and_committee(server, tmp_path):
     from playwright.sync_api import sync_playwright
-    base, project_id = server
+    base, project_id, app = server
     with sync_playwright() as p:
         browser = launch(p)
 
@@ -67,6 +68,15 @@ def test_application_through_reviews_and_committee(server, tmp_path):
         context.close()
 
         context, page = open_my_task("risk")
+        page.fill("#wf-comment", "资料齐全，同意")
+        page.click("#wf-approve")                               # the file is not complete: refused, listing what is missing
+        refusal = page.wait_for_selector(".alert-danger").inner_text()
+        assert "申请资料不全" in refusal and "尽职调查报告" in refusal
+        assert step_shown(page) == "初审"
+        from wfapifixtures import file_documents
+        with app.app_context():
+            file_documents(app.extensions["danbao"], project_id)
+        page.reload()
         page.fill("#wf-comment", "资料齐全，同意")
         page.click("#wf-approve")
         page.wait_for_selector(".alert-success")
