@@ -27,7 +27,7 @@ EXAMPLE = REPO / "metadata" / "examples" / "jiangsu_credit"
 BROKEN = Path(__file__).resolve().parent / "broken_packs"
 CORE_ENTITIES = {"bank", "corporate_customer", "shareholder", "key_person",
                  "individual_customer", "family_member", "financial_statement",
-                 "guarantee_project", "fee_instalment", "bank_credit", "related_party", "bank_account",
+                 "guarantee_project", "change_request", "fee_instalment", "bank_credit", "related_party", "bank_account",
                  "credit_record", "lawsuit", "shop", "career_history", "personal_asset", "counter_guarantee",
                  "post_check", "compensation", "recovery", "asset_preservation", "regulatory_position"}
 

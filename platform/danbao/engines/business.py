@@ -339,6 +339,78 @@ def require_release(ctx: ActionContext) -> None:
                             note="解保审批")
 
 
+# -- change requests (变更/展期) -------------------------------------------------------------
+#: a change request's kind -> (its field with the new value, the project field it changes)
+CHANGE_KINDS = {"amount_increase": ("new_amount", "amount"), "amount_decrease": ("new_amount", "amount"),
+                "term_extension": ("new_term_months", "term_months"), "rate_change": ("new_fee_rate", "fee_rate")}
+CHANGE_ENTITY = "change_request"
+#: statuses of a project whose approved terms may be changed by request
+CHANGEABLE = ("approved", "guaranteeing", "overdue")
+
+
+@register_save_hook
+def keep_change_request_right(service: RecordService, em: EntityMeta, request, by_user: bool) -> None:
+    """A change request names its project's A角 (so the A角 may submit it) and, when a
+    person saves it, asks for a real change of a project whose terms are approved."""
+    if em.name != CHANGE_ENTITY or not em.has_field("project"):
+        return
+    meta = service.meta
+    project_em = meta.entity(em.field("project").target)
+    project = service.session.get(service.models.cls(project_em.name), request.project_id) \
+        if request.project_id else None
+    if project is None:
+        return
+    if em.has_field("a_manager") and request.a_manager_id != getattr(project, "a_manager_id", None):
+        service.set_system_values(em, request, {"a_manager": getattr(project, "a_manager_id", None)})
+    if not by_user:
+        return
+    errors: dict[str, Label] = {}
+    if getattr(project, "status", None) not in CHANGEABLE:
+        errors["project"] = Label("只有已批准、在保或逾期的项目可以申请变更（申请中的项目请直接修改）",
+                                  "only an approved, in-force or overdue project takes a change request "
+                                  "(edit an application directly)")
+    field, target = CHANGE_KINDS.get(request.kind, (None, None))
+    new, old = (getattr(request, field, None), getattr(project, target, None)) if field else (None, None)
+    if new is not None and old is not None:
+        wrong = {"amount_increase": new <= old, "amount_decrease": new >= old,
+                 "term_extension": new <= old, "rate_change": new == old}[request.kind]
+        if wrong:
+            errors[field] = Label(f"与项目现有条件（{old}）相比不是{em.field('kind').option_label(request.kind, 'zh')}",
+                                  f"is not a {em.field('kind').option_label(request.kind, 'en').lower()} "
+                                  f"of the project's current {old}")
+    if errors:
+        raise ValidationFailed(errors)
+
+
+@workflow_action("apply_change_request")
+def apply_change_request(ctx: ActionContext) -> None:
+    """The approved change goes onto the project, in the route's transaction: the new term
+    (the due date follows), amount or rate written as the system, the old and new terms kept
+    on the request, the fee plan's unpaid rows following (paid rows stay as they are)."""
+    service, meta = ctx.records, ctx.records.meta
+    request = service.get(ctx.entity, ctx.record_id)
+    em = meta.entity(ctx.entity)
+    project_entity = em.field("project").target
+    project = service.get(project_entity, request.project_id)
+    pem = meta.entity(project_entity)
+    if getattr(project, "status", None) not in CHANGEABLE:
+        raise Refusal(STEP_REQUIREMENTS, Label("项目已不在可变更的状态，变更不能生效",
+                                               "The project is no longer in a state its terms can change in"),
+                      field="project")
+    field, target = CHANGE_KINDS[request.kind]
+    new = getattr(request, field)
+    label = pem.field(target).label
+    old = getattr(project, pem.field(target).column_name)
+    service.assign(project_entity, project.id, {target: new})
+    if pem.has_field("fee_instalments") and project.fee_instalments:
+        try:
+            write_fee_plan(service, pem, service.get(project_entity, project.id))
+        except FeeError as exc:
+            raise Refusal(STEP_REQUIREMENTS, exc.message) from None
+    service.assign(ctx.entity, request.id, {
+        "old_terms": f"{label.zh} {old}", "new_terms": f"{label.zh} {new}", "applied_on": ctx.now.date()})
+
+
 @workflow_action("refresh_exposure")
 def refresh_exposure(ctx: ActionContext) -> None:
     """A project coming into force changes its customer's (and group's) exposure."""

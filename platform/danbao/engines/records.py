@@ -166,6 +166,7 @@ class RecordService:
         obj = self.get(entity, record_id)
         plan = {name: coerce_value(em.field(name), value, codelist=self._codelist(em.field(name)))
                 for name, value in values.items()}
+        self._recompute(em, obj, plan)
         now = self.clock()
         self._stamp(obj, now, created=False)
         self._apply(em, obj, plan, now)
@@ -173,6 +174,24 @@ class RecordService:
         self.session.flush()
         self._audit_changes(obj, "update")
         return obj
+
+    def _recompute(self, em: EntityMeta, obj, plan: dict) -> None:
+        """Computed fields follow a system write too (a new term moves the due date):
+        evaluated, in declaration order, over the values the record will have."""
+        if not any(f.computed for f in em.column_fields):
+            return
+        merged = {f.name: plan[f.name] if f.name in plan else getattr(obj, f.column_name) for f in em.column_fields}
+        today = self.clock().date()
+        for f in em.column_fields:
+            if not f.computed or f.name in plan:
+                continue
+            try:
+                value = self.meta.expression(em.name, f.name, "computed").evaluate(merged, today=today)
+                value = coerce_value(f, _rounded(f, value), codelist=self._codelist(f))
+            except (ExprEvalError, FieldError):
+                continue                        # left as it was; a person's next save reports it
+            if value != merged[f.name]:
+                merged[f.name] = plan[f.name] = value
 
     def assign_children(self, entity: str, record_id: int, field_name: str, rows: list) -> Any:
         """Replace a record's child rows from the system side (a generated fee plan):
