@@ -87,7 +87,7 @@ def test_an_amount_increase_goes_through_the_committee_and_the_unpaid_plan_follo
     assert request["status"] == "applied"
     assert (request["old_terms"], request["new_terms"]) == ("担保金额(元) 4000000.00", "担保金额(元) 6000000.00")
     p = project(app, pid)
-    assert p["amount"] == "6000000.00"
+    assert (p["amount"], p["approved_amount"]) == ("6000000.00", "6000000.00")     # the 批复 moves with it
     # 2% of 6,000,000 for 12 months = 120,000: 20,000 paid stays, 100,000 over the three unpaid quarters
     assert [(r["due_on"], r["amount"], r["paid_amount"]) for r in p["fee_instalments"] if r["kind"] == "guarantee_fee"] == [
         ("2026-12-01", "20000.00", "20000.00"), ("2027-03-01", "30000.00", None),
@@ -119,3 +119,43 @@ def test_a_request_that_changes_nothing_or_for_an_application_is_refused(app):
     early = call(app, "POST", "/api/v1/change_request/", "pm", {
         "project": applying, "kind": "rate_change", "new_fee_rate": "0.01", "reason": "x"}, expect=422)
     assert "project" in early["errors"]
+
+
+def test_the_approval_decision_records_the_terms_and_its_conditions_bind_signing(app):
+    """The 批复: passing the final approval writes the approved terms; conditions the approver
+    wrote must be confirmed met before 签约办理 is left; a change request moves the 批复."""
+    from wfapifixtures import file_documents
+    rt = app.extensions["danbao"]
+    n = next(_N)
+    with app.app_context():
+        svc = RecordService(rt.models, rt.session, Actor(app.ids["pm"], "pm"))
+        corp = svc.create("corporate_customer", {"name": f"批复企业{n}", "uscc": make_uscc(random.Random(950 + n), "320100")})
+        pid = svc.create(ENTITY, {"name": f"批复项目{n}", "customer_kind": "corporate", "corporate_customer": corp.id,
+                                  "amount": "2000000", "loan_amount": "2000000", "term_months": 12, "fee_rate": "0.02",
+                                  "start_date": "2026-12-01", "a_manager": app.ids["pm"], "b_manager": app.ids["pm2"],
+                                  "loan_contract_no": "JK-9", "bank_contract_no": "BZ-9", "entrustment_contract_no": "WT-9",
+                                  "counter_guarantees": [{"kind": "mortgage", "asset_kind": "real_estate", "owner": "甲",
+                                                          "appraised_value": "4000000"}]}).id
+        file_documents(rt, pid)
+    call(app, "POST", f"/api/v1/{ENTITY}/{pid}/workflow", "pm2", {"workflow": "project_standard"})
+
+    def task(who):
+        return [t for t in call(app, "GET", "/api/v1/tasks/", who)["result"] if t["record_id"] == pid][0]["id"]
+
+    for who in ("risk", "boss", "risk"):
+        call(app, "POST", f"/api/v1/tasks/{task(who)}/actions", who, {"action": "approve", "comment": "同意"})
+    # the general manager writes the conditions while deciding, then signs off
+    assert call(app, "PUT", f"/api/v1/{ENTITY}/{pid}", "boss", {"version": project(app, pid)["version"],
+                                                               "approval_conditions": "放款前办妥抵押登记"})
+    assert call(app, "PUT", f"/api/v1/{ENTITY}/{pid}", "pm", {"version": project(app, pid)["version"],
+                                                             "approval_conditions": "无"}, expect=403)["code"] == "CT002"
+    call(app, "POST", f"/api/v1/tasks/{task('boss')}/actions", "boss", {"action": "approve", "comment": "同意"})
+    p = project(app, pid)
+    assert (p["approved_amount"], p["approved_rate"], p["approved_term_months"]) == ("2000000.00", "0.020000", 12)
+    assert p["approval_conditions"] == "放款前办妥抵押登记" and p["approved_on"] is not None
+    call(app, "POST", f"/api/v1/tasks/{task('fin')}/actions", "fin", {"action": "approve", "comment": "已收费"})
+    refused = call(app, "POST", f"/api/v1/tasks/{task('pm')}/actions", "pm", {"action": "approve", "comment": "已签约"},
+                   expect=422)
+    assert refused["code"] == "CT020" and "落实条件已落实的确认" in refused["message"]
+    call(app, "PUT", f"/api/v1/{ENTITY}/{pid}", "pm", {"version": project(app, pid)["version"], "conditions_met": True})
+    assert call(app, "POST", f"/api/v1/tasks/{task('pm')}/actions", "pm", {"action": "approve", "comment": "已签约"})

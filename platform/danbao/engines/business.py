@@ -266,6 +266,25 @@ def require_application_documents(ctx: ActionContext) -> None:
              "申请资料不全，缺少", "Application documents missing")
 
 
+#: the 批复's fields -> the project term each records
+APPROVED_TERMS = {"approved_amount": "amount", "approved_rate": "fee_rate", "approved_term_months": "term_months"}
+
+
+@workflow_action("record_approval")
+def record_approval(ctx: ActionContext) -> None:
+    """The final approval step was passed: the 批复 records the terms it approved (amount,
+    rate, term) and the day; contracts and fee notices follow it, and only a change
+    request moves it (the terms themselves are locked by the stage controls)."""
+    em = ctx.records.meta.entity(ctx.entity)
+    project = ctx.records.get(ctx.entity, ctx.record_id)
+    values = {k: getattr(project, em.field(v).column_name) for k, v in APPROVED_TERMS.items()
+              if em.has_field(k) and em.has_field(v)}
+    if em.has_field("approved_on"):
+        values["approved_on"] = ctx.now.date()
+    if values:
+        ctx.records.assign(ctx.entity, ctx.record_id, values)
+
+
 @workflow_action("require_contract")
 def require_contract(ctx: ActionContext) -> None:
     """Out of 签约办理 only with the contract numbers (setting ``contract_fields``, those the
@@ -276,6 +295,10 @@ def require_contract(ctx: ActionContext) -> None:
     items = [_field_label(em, n) for n in names
              if getattr(project, em.field(n).column_name) in (None, "") and _visible(service, em, project, n)]
     items += _documents_missing(service, project, "contract")
+    if em.has_field("conditions_met") and (getattr(project, "approval_conditions", None) or "").strip() \
+            and not project.conditions_met:
+        items.append(Label(f"{_field_label(em, 'conditions_met').zh}的确认", f"confirmation that the "
+                                                                         f"{_field_label(em, 'conditions_met').en.lower()}"))
     _missing(items, "签约手续不全，缺少", "Contract signing incomplete, missing")
 
 
@@ -401,7 +424,9 @@ def apply_change_request(ctx: ActionContext) -> None:
     new = getattr(request, field)
     label = pem.field(target).label
     old = getattr(project, pem.field(target).column_name)
-    service.assign(project_entity, project.id, {target: new})
+    values = {target: new}
+    values.update({k: new for k, v in APPROVED_TERMS.items() if v == target and pem.has_field(k)})
+    service.assign(project_entity, project.id, values)             # the 批复 moves with it
     if pem.has_field("fee_instalments") and project.fee_instalments:
         try:
             write_fee_plan(service, pem, service.get(project_entity, project.id))

@@ -93,5 +93,6 @@ register_workflow_action("require_application_documents", Label("核对申请资
 register_workflow_action("require_contract", Label("核对签约手续", "Require the contracts"))
 register_workflow_action("require_loan_started", Label("核对放款日", "Require a loan that has started"))
 register_workflow_action("book_drawdown", Label("登记承保与放款", "Book underwriting and the loan"))
+register_workflow_action("record_approval", Label("记录批复", "Record the approval decision"))
 register_workflow_action("apply_change_request", Label("变更生效", "Apply the change to the project"))
 register_workflow_action("require_release", Label("核对解保条件并登记解保", "Require the release conditions and book the release"))
