@@ -405,6 +405,24 @@ def keep_change_request_right(service: RecordService, em: EntityMeta, request, b
         raise ValidationFailed(errors)
 
 
+def _book_liability_change(ctx: ActionContext, project, field: str, old, new) -> None:
+    """A project in force whose booked amount changed (an increase or a decrease) books the
+    difference as the step books a drawdown: underwriting for more, the release kind for
+    less, so its guarantee balance stays its amount."""
+    from danbao.engines.ledger import LedgerService
+    meta = ctx.records.meta
+    if getattr(project, "status", None) not in in_force_statuses(meta) or old is None or new == old:
+        return
+    kinds = [k for k, f in (meta.setting("drawdown_entries", {}) or {}).items() if f == field
+             and meta.ledger_kinds.get(k) and meta.ledger_kinds[k].effects.get("guarantee_outstanding", 0) > 0]
+    kind = kinds[0] if new > old and kinds else (meta.setting("release_entry") if new < old else None)
+    if not kind:
+        return
+    ctx.records.session.flush()
+    ledger = LedgerService(ctx.records.session, ctx.records.models, meta, clock=lambda: ctx.now)
+    ledger.book_by_step(project.id, kind, abs(new - old), ctx.actor, booked_on=ctx.now.date(), note="变更生效")
+
+
 @workflow_action("apply_change_request")
 def apply_change_request(ctx: ActionContext) -> None:
     """The approved change goes onto the project, in the route's transaction: the new term
@@ -427,6 +445,7 @@ def apply_change_request(ctx: ActionContext) -> None:
     values = {target: new}
     values.update({k: new for k, v in APPROVED_TERMS.items() if v == target and pem.has_field(k)})
     service.assign(project_entity, project.id, values)             # the 批复 moves with it
+    _book_liability_change(ctx, project, target, old, new)
     if pem.has_field("fee_instalments") and project.fee_instalments:
         try:
             write_fee_plan(service, pem, service.get(project_entity, project.id))
