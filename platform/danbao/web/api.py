@@ -28,6 +28,7 @@ from danbao.engines.refusals import Refusal
 from danbao.web.access import can
 from danbao.web.i18n import current_lang
 from danbao.web.openapi import build_spec
+from danbao.web.scope import access_for, masker_for
 
 MAX_BODY = 2 * 1024 * 1024
 
@@ -81,8 +82,18 @@ def _guard(entity: str, action: str):
 
 
 def _service(user) -> RecordService:
+    """The record service as ``user``: their data permissions hold (record_rules.py)."""
     rt = _runtime()
-    return RecordService(rt.models, rt.session, Actor(user_id=user.id, username=user.username, lang=_lang()))
+    return RecordService(rt.models, rt.session, Actor(user_id=user.id, username=user.username, lang=_lang()),
+                         access=access_for(user))
+
+
+def _log_clear(user, em, ids) -> None:
+    """Who read these records' sensitive fields in clear over the API (masking.py)."""
+    from danbao.engines.masking import record_clear_views
+    rt = _runtime()
+    if record_clear_views(rt.session, rt.models, masker_for(user), user.id, user.username, em, ids, "api"):
+        rt.session.commit()
 
 
 def _body():
@@ -134,9 +145,13 @@ def list_records(entity):
         lang = _lang()
         return jsonify(message="查询参数有误" if lang == "zh" else "invalid query parameters",
                        errors={k: v.get(lang) for k, v in lq.errors.items()}), 400
-    page = run_list(rt.session, rt.models, em, lq)
-    return jsonify(count=page.total, page=page.page, page_size=page.page_size,
-                   result=[record_to_dict(em, obj, rt.meta) for obj in page.rows])
+    user = ok[1]
+    page = run_list(rt.session, rt.models, em, lq, access=access_for(user))
+    masker = masker_for(user)
+    body = jsonify(count=page.total, page=page.page, page_size=page.page_size,
+                   result=[record_to_dict(em, obj, rt.meta, masker) for obj in page.rows])
+    _log_clear(user, em, [obj.id for obj in page.rows])
+    return body
 
 
 def _answer(action, *, status=200):
@@ -148,8 +163,12 @@ def _answer(action, *, status=200):
     return result if isinstance(result, tuple) else (result, status)
 
 
-def _one(em, obj):
-    return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta))
+def _one(em, obj, user=None):
+    """One record as JSON, masked as ``user`` may see it (and the clear view logged)."""
+    body = jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta, masker_for(user or _user())))
+    if user is not None:
+        _log_clear(user, em, [obj.id])
+    return body
 
 
 @bp.post("/<entity>/")
@@ -170,7 +189,7 @@ def get_record(entity, record_id):
     if resp:
         return resp
     em, user = ok
-    return _answer(lambda: _one(em, _service(user).get(entity, _record_id(record_id))))
+    return _answer(lambda: _one(em, _service(user).get(entity, _record_id(record_id)), user))
 
 
 @bp.put("/<entity>/<record_id>")
