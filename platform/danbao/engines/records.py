@@ -96,12 +96,17 @@ class RecordService:
 
     # -- reading --------------------------------------------------------
     def get(self, entity: str, record_id) -> Any:
+        """The record, if it exists and the acting user may read it (else NotFound)."""
+        obj = self._load(entity, record_id)
+        self._require(entity, obj, "read")
+        return obj
+
+    def _load(self, entity: str, record_id) -> Any:
         cls = self.models.cls(entity)
         valid = isinstance(record_id, int) and not isinstance(record_id, bool) and 0 < record_id <= ID_LIMIT
         obj = self.session.get(cls, record_id) if valid else None
         if obj is None:
             raise NotFound(entity, record_id)
-        self._require(entity, obj, "read")
         return obj
 
     # -- writing --------------------------------------------------------
@@ -147,7 +152,7 @@ class RecordService:
         read-only ones included: typed, stamped, audited and versioned like any
         change, but not committed — the caller's transaction holds it."""
         em = self.meta.entity(entity)
-        obj = self.get(entity, record_id)
+        obj = self._load(entity, record_id)          # the system's write: not the user's data permissions
         plan = {name: coerce_value(em.field(name), value, codelist=self._codelist(em.field(name)))
                 for name, value in values.items()}
         now = self.clock()
@@ -162,7 +167,7 @@ class RecordService:
         """Replace a record's child rows from the system side (a generated fee plan):
         each row validated like a form's, audited, hooks run, not committed."""
         em = self.meta.entity(entity)
-        obj = self.get(entity, record_id)
+        obj = self._load(entity, record_id)
         errors: dict[str, Label] = {}
         planned = self._validate_children(em.field(field_name), obj, rows, errors, system=True)
         if errors:

@@ -88,6 +88,20 @@ def _service(user) -> RecordService:
                          access=access_for(user))
 
 
+def scope_refusal(user, entity: str, record_id, action: str):
+    """An error response when ``user`` may not ``action`` the record under their data
+    permissions (404 when they may not even read it, as if it did not exist); else None."""
+    access = access_for(user)
+    if access is None:
+        return None
+    if not isinstance(record_id, int) or not access.allows(entity, record_id, "read"):
+        return _error(404, f"记录不存在：{entity} #{record_id}", f"No such record: {entity} #{record_id}")
+    if action != "read" and not access.allows(entity, record_id, action):
+        exc = access.out_of_scope(_runtime().meta.entity(entity), action)
+        return jsonify(exc.to_json(_lang())), exc.status
+    return None
+
+
 def _log_clear(user, em, ids) -> None:
     """Who read these records' sensitive fields in clear over the API (masking.py)."""
     from danbao.engines.masking import record_clear_views
@@ -253,6 +267,9 @@ def create_score(entity, record_id):
     cards = {c.code: c for c in cards_for(rt.meta, entity)}
     if not cards:
         return _error(404, "该实体没有评分卡", f"{entity} has no scorecard")
+    refused = scope_refusal(user, entity, _record_id(record_id), "write")
+    if refused:
+        return refused
     data, resp = _body()
     if resp:
         return resp
@@ -281,12 +298,14 @@ def create_score(entity, record_id):
 
 @bp.get("/scores/<score_id>")
 def get_score(score_id):
-    if _user() is None:
+    user = _user()
+    if user is None:
         return _error(401, "未登录或令牌无效", "not authenticated: send a valid bearer token")
     rt = _runtime()
     sid = _record_id(score_id)
     found = load_score(rt.session, rt.models, sid) if isinstance(sid, int) and sid <= 2**31 - 1 else None
-    if found is None or found[0]["entity"] not in rt.meta.entities or not can("read", found[0]["entity"]):
+    if found is None or found[0]["entity"] not in rt.meta.entities or not can("read", found[0]["entity"]) \
+            or scope_refusal(user, found[0]["entity"], found[0]["record_id"], "read"):
         return _error(404, f"评分记录不存在：#{score_id}", f"no such score: #{score_id}")
     return jsonify(score_to_dict(found[0], found[1], _lang()))
 

@@ -318,6 +318,11 @@ class EntityView(BaseView):
         if resp:
             return resp
         rt = runtime()
+        svc = service()
+        if svc.access is not None and not svc.access.allows(entity, record_id, "read"):
+            abort(404)
+        if svc.access is not None and not svc.access.allows(entity, record_id, "write"):
+            abort(403)
         if entity not in documents.taggable_entities(rt.meta) \
                 or rt.store.get(rt.session, entity, record_id, attachment_id) is None:
             abort(404)

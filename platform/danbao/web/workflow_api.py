@@ -33,7 +33,8 @@ from danbao.engines.workflow import ACTIONS, VOTES, Refused, WorkflowEngine
 from danbao.expr import ExprError
 from danbao.meta.model import Label
 from danbao.web.access import can
-from danbao.web.api import _body, _error, _guard, _invalid, _lang, _record_id, _runtime, _service, _user, bp
+from danbao.web.api import (_body, _error, _guard, _invalid, _lang, _record_id, _runtime, _service, _user, bp,
+                            scope_refusal)
 
 MAX_ID = 2**31 - 1
 MAX_COMMENT = 4000
@@ -398,6 +399,9 @@ def start_workflow(entity, record_id):
     data, resp = _body()
     if resp:
         return resp
+    refused = scope_refusal(user, entity, rid, "write")     # data permissions (record_rules.py)
+    if refused:
+        return refused
     fields = _Fields(data, {"workflow", "comment"})
     code = fields.choice("workflow", codes)
     comment = fields.text("comment")
