@@ -147,8 +147,9 @@ def test_refusals_have_their_status_and_message_and_change_nothing(app):
     en = app.test_client().post(f"/api/v1/ledger/{eid}/check", json={},
                                 headers=dict(app.tokens["both"], **{"Accept-Language": "en"}))
     assert en.get_json()["message"] == "Making, checking and confirming an entry takes three different people"
-    # someone who is not the A角 may not make an entry on the project
-    assert _make(app, "pm2", pid, "deposit_received", "1.00").status_code == 403
+    # someone who is not the A角 may not make an entry on the project: under the data
+    # permissions (record rules) another manager's project does not even exist for him
+    assert _make(app, "pm2", pid, "deposit_received", "1.00").status_code == 404
     assert _ledger(app, "audit", pid) == before
 
     assert _post(app, "risk", f"/api/v1/ledger/{eid}/check").status_code == 200
