@@ -110,14 +110,24 @@ class RecordAccess:
         scope = self.scope(entity, action)
         if scope == "all":
             return None
-        if scope == "none":
-            return sa.false()
         if em.is_child:
             parent = self.models.table(em.parent).alias()
             inner = self.condition(em.parent, action, parent)
             query = sa.select(parent.c.id)
             return table.c.parent_id.in_(query.where(inner) if inner is not None else query)
-        return self._scoped(em, table, scope, depth=0)
+        scoped = sa.false() if scope == "none" else self._scoped(em, table, scope, depth=0)
+        tasked = self._tasked(em, table) if action == "read" and scope != "none" else None
+        return scoped if tasked is None else sa.or_(scoped, tasked)
+
+    def _tasked(self, em: EntityMeta, table):
+        """Records an approval asked this user to act on (a task, open or done): whoever
+        must approve a project may read it, whatever their scope (and 我的已办 links to it)."""
+        instances = self.models.system.get("danbao_wf_instance")
+        tasks = self.models.system.get("danbao_wf_task")
+        if instances is None or tasks is None or not any(w.entity == em.name for w in self.meta.workflows.values()):
+            return None
+        return sa.exists().where(instances.c.entity == em.name, instances.c.record_id == table.c.id,
+                                 tasks.c.instance_id == instances.c.id, tasks.c.user_id == self.user_id)
 
     def _scoped(self, em: EntityMeta, table, scope: str, depth: int):
         rules = em.record_rules
@@ -182,6 +192,21 @@ class RecordAccess:
         """``query`` limited to the records this user may ``action``."""
         cond = self.condition(entity, action, table)
         return query if cond is None else query.where(cond)
+
+    def with_default_owner(self, em: EntityMeta, data):
+        """A new record from a user who may write only their own (or their department's)
+        names them in its first owner field when the payload names nobody: a project
+        manager's new project is his (A角) unless he says otherwise."""
+        rules = em.record_rules
+        if rules is None or not hasattr(data, "get") or self.scope(em.name, "write") not in ("own", "department"):
+            return data
+        fields = [n for n in rules.owners if n != CREATED_BY]
+        if not fields or any(data.get(n) not in (None, "") for n in fields):
+            return data
+        f = em.field(fields[0])
+        if f.roles and not set(f.roles) & self.roles:
+            return data
+        return {**data, f.name: self.user_id}
 
     # -- refusals -----------------------------------------------------------------------
     def out_of_scope(self, em: EntityMeta, action: str) -> OutOfScope:

@@ -113,6 +113,8 @@ class RecordService:
     def create(self, entity: str, data: Mapping[str, Any], *, parent_id: int | None = None) -> Any:
         em = self.meta.entity(entity)
         cls = self.models.cls(entity)
+        if self.access is not None:
+            data = self.access.with_default_owner(em, data)
         plan = self._validate(em, None, data)
         obj = cls()
         for f in em.children:        # a new record's rows are known: never lazy-load them
