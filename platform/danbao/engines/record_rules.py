@@ -111,40 +111,48 @@ class RecordAccess:
         if scope == "all":
             return None
         if em.is_child:
-            parent = self.models.table(em.parent).alias()
+            parent = _narrow(self.models.table(em.parent), "id", "parent_id")
             inner = self.condition(em.parent, action, parent)
             query = sa.select(parent.c.id)
             return table.c.parent_id.in_(query.where(inner) if inner is not None else query)
-        scoped = sa.false() if scope == "none" else self._scoped(em, table, scope, depth=0)
-        tasked = self._tasked(em, table) if action == "read" and scope != "none" else None
-        return scoped if tasked is None else sa.or_(scoped, tasked)
+        ids = [] if scope == "none" else self._scoped_ids(em, scope, depth=0)
+        tasked = self._tasked(em) if action == "read" and scope != "none" else None
+        if tasked is not None:
+            ids.append(tasked)
+        return table.c.id.in_(sa.union(*ids)) if ids else sa.false()
 
-    def _tasked(self, em: EntityMeta, table):
+    def _tasked(self, em: EntityMeta):
         """Records an approval asked this user to act on (a task, open or done): whoever
         must approve a project may read it, whatever their scope (and 我的已办 links to it)."""
         instances = self.models.system.get("danbao_wf_instance")
         tasks = self.models.system.get("danbao_wf_task")
         if instances is None or tasks is None or not any(w.entity == em.name for w in self.meta.workflows.values()):
             return None
-        return sa.exists().where(instances.c.entity == em.name, instances.c.record_id == table.c.id,
-                                 tasks.c.instance_id == instances.c.id, tasks.c.user_id == self.user_id)
+        return sa.select(instances.c.record_id).where(
+            instances.c.entity == em.name, tasks.c.instance_id == instances.c.id, tasks.c.user_id == self.user_id)
 
-    def _scoped(self, em: EntityMeta, table, scope: str, depth: int):
+    def _scoped_ids(self, em: EntityMeta, scope: str, depth: int) -> list:
+        """The SELECTs of ids in ``scope``, one per owner field, per department field and
+        per ``via``: the condition is ``id IN (their UNION)``, so each is answered by its
+        own index (an OR of the terms would make the database scan the table)."""
         rules = em.record_rules
-        conds = [_owner_column(em, table, name) == self.user_id for name in rules.owners]
+        mine = _narrow(self.models.table(em.name), "id", *(_owner_name(em, n) for n in rules.owners + rules.department))
+        selects = [sa.select(mine.c.id).where(_owner_column(em, mine, name) == self.user_id) for name in rules.owners]
         if scope == "department":
             people = self.department_users()
-            conds += [_owner_column(em, table, name).in_(people) for name in rules.department]
+            selects += [sa.select(mine.c.id).where(_owner_column(em, mine, name).in_(people))
+                        for name in rules.department]
         if depth < 3:
             for other_name, ref_field in rules.via:
                 other = self.meta.entity(other_name)
                 if other.record_rules is None:
                     continue
-                alias = self.models.table(other_name).alias()
-                column = alias.c[other.field(ref_field).column_name]
-                conds.append(sa.exists().where(column == table.c.id,
-                                               self._scoped(other, alias, scope, depth + 1)))
-        return sa.or_(*conds) if conds else sa.false()
+                theirs = _narrow(self.models.table(other_name), "id", other.field(ref_field).column_name)
+                column = theirs.c[other.field(ref_field).column_name]
+                inner = self._scoped_ids(other, scope, depth + 1)
+                if inner:
+                    selects.append(sa.select(column).where(column.is_not(None), theirs.c.id.in_(sa.union(*inner))))
+        return selects
 
     def department_users(self) -> list[int]:
         """Me, and everyone (heads and members) in the departments I head or belong
@@ -224,8 +232,19 @@ class RecordAccess:
             "(its managers are not you or your department)"), field=owner)
 
 
+def _owner_name(em: EntityMeta, name: str) -> str:
+    return "created_by_id" if name == CREATED_BY else em.field(name).column_name
+
+
 def _owner_column(em: EntityMeta, table, name: str):
-    return table.c.created_by_id if name == CREATED_BY else table.c[em.field(name).column_name]
+    return table.c[_owner_name(em, name)]
+
+
+def _narrow(table, *columns):
+    """An alias of ``table`` with only ``columns``: building SQL over an alias of a wide
+    table copies every column (6 ms a list at 80 columns); the SQL is the same."""
+    names = [c for c in dict.fromkeys(columns) if c in table.c]
+    return sa.table(table.name, *(sa.column(c) for c in names)).alias()
 
 
 def user_role_errors(session, meta: Meta, em: EntityMeta, plan: dict) -> dict[str, Label]:
