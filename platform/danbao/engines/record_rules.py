@@ -111,15 +111,16 @@ class RecordAccess:
         if scope == "all":
             return None
         if em.is_child:
-            parent = _narrow(self.models.table(em.parent), "id", "parent_id")
+            parent_em = self.meta.entity(em.parent)
+            parent = _narrow(self.models.table(em.parent), "id", "parent_id", *_rule_columns(root_of(self.meta, parent_em)))
             inner = self.condition(em.parent, action, parent)
             query = sa.select(parent.c.id)
             return table.c.parent_id.in_(query.where(inner) if inner is not None else query)
-        ids = [] if scope == "none" else self._scoped_ids(em, scope, depth=0)
+        terms = [] if scope == "none" else self._terms(em, table, scope, depth=0)
         tasked = self._tasked(em) if action == "read" and scope != "none" else None
         if tasked is not None:
-            ids.append(tasked)
-        return table.c.id.in_(sa.union(*ids)) if ids else sa.false()
+            terms.append(table.c.id.in_(tasked))
+        return sa.or_(*terms) if terms else sa.false()
 
     def _tasked(self, em: EntityMeta):
         """Records an approval asked this user to act on (a task, open or done): whoever
@@ -131,28 +132,29 @@ class RecordAccess:
         return sa.select(instances.c.record_id).where(
             instances.c.entity == em.name, tasks.c.instance_id == instances.c.id, tasks.c.user_id == self.user_id)
 
-    def _scoped_ids(self, em: EntityMeta, scope: str, depth: int) -> list:
-        """The SELECTs of ids in ``scope``, one per owner field, per department field and
-        per ``via``: the condition is ``id IN (their UNION)``, so each is answered by its
-        own index (an OR of the terms would make the database scan the table)."""
+    def _terms(self, em: EntityMeta, table, scope: str, depth: int) -> list:
+        """The conditions (OR-ed) putting a record of ``em`` in ``scope``: an owner field is
+        me, a department field is one of my department's people, or its id is one a
+        ``via`` entity's records in scope refer to. Each term is answered by an index
+        (the column's, or the primary key for ``id IN (…)``), so the database can use
+        them all (SQLite's OR optimisation, PostgreSQL's BitmapOr) instead of scanning."""
         rules = em.record_rules
-        mine = _narrow(self.models.table(em.name), "id", *(_owner_name(em, n) for n in rules.owners + rules.department))
-        selects = [sa.select(mine.c.id).where(_owner_column(em, mine, name) == self.user_id) for name in rules.owners]
+        terms = [_owner_column(em, table, name) == self.user_id for name in rules.owners]
         if scope == "department":
             people = self.department_users()
-            selects += [sa.select(mine.c.id).where(_owner_column(em, mine, name).in_(people))
-                        for name in rules.department]
+            terms += [_owner_column(em, table, name).in_(people) for name in rules.department]
         if depth < 3:
             for other_name, ref_field in rules.via:
                 other = self.meta.entity(other_name)
                 if other.record_rules is None:
                     continue
-                theirs = _narrow(self.models.table(other_name), "id", other.field(ref_field).column_name)
+                theirs = _narrow(self.models.table(other_name), "id", other.field(ref_field).column_name,
+                                 *_rule_columns(other))
                 column = theirs.c[other.field(ref_field).column_name]
-                inner = self._scoped_ids(other, scope, depth + 1)
+                inner = self._terms(other, theirs, scope, depth + 1)
                 if inner:
-                    selects.append(sa.select(column).where(column.is_not(None), theirs.c.id.in_(sa.union(*inner))))
-        return selects
+                    terms.append(table.c.id.in_(sa.select(column).where(column.is_not(None), sa.or_(*inner))))
+        return terms
 
     def department_users(self) -> list[int]:
         """Me, and everyone (heads and members) in the departments I head or belong
@@ -238,6 +240,12 @@ def _owner_name(em: EntityMeta, name: str) -> str:
 
 def _owner_column(em: EntityMeta, table, name: str):
     return table.c[_owner_name(em, name)]
+
+
+def _rule_columns(em: EntityMeta) -> list[str]:
+    """The columns ``em``'s record rules read (owner and department fields)."""
+    rules = em.record_rules
+    return [_owner_name(em, n) for n in rules.owners + rules.department] if rules is not None else []
 
 
 def _narrow(table, *columns):
