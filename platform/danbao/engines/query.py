@@ -149,8 +149,15 @@ def run_list(session, models, em: EntityMeta, lq: ListQuery, *, parent_id: int |
     if conditions:
         query = query.where(*conditions)
     total = session.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-    query = query.order_by(*_order(cls, em, lq.sort or em.list.order_by))
-    query = query.offset((lq.page - 1) * lq.page_size).limit(lq.page_size)
+    order = _order(cls, em, lq.sort or em.list.order_by)
+    if access is not None and len(conditions) > (parent_id is not None):
+        # a scoped page: sort and cut the matching ids first (an index answers them), then read
+        # those rows; sorting every row of a manager's thousands before the cut is what costs
+        ids = (sa.select(cls.id).where(*conditions).order_by(*order)
+               .offset((lq.page - 1) * lq.page_size).limit(lq.page_size))
+        query = sa.select(cls).where(cls.id.in_(ids.scalar_subquery())).order_by(*order)
+    else:
+        query = query.order_by(*order).offset((lq.page - 1) * lq.page_size).limit(lq.page_size)
     rows = list(session.execute(query).scalars())
     return Page(rows=rows, total=total, page=lq.page, page_size=lq.page_size)
 
