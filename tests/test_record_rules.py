@@ -225,6 +225,39 @@ def test_the_inbox_shows_only_warnings_of_readable_records(app):
             rt.session.commit()
 
 
+def test_whoever_an_approval_asks_may_read_the_record_but_not_write_it(app):
+    """A task on a project (another manager signing for it) opens it for reading, not for writing."""
+    rec = app.rec
+    rt = app.extensions["danbao"]
+    client = app.test_client()
+    assert client.get(f"/api/v1/guarantee_project/{rec['p1']}", headers=app.tokens["pm2"]).status_code == 404
+    with app.app_context():
+        inst, task = rt.models.system["danbao_wf_instance"], rt.models.system["danbao_wf_task"]
+        iid = rt.session.execute(inst.insert().values(
+            workflow="project_standard", workflow_version="t", digest="t", definition="{}", entity=PROJECT,
+            record_id=rec["p1"], state="running", step="manager_sign", round=1, step_entered_at=NOW,
+            started_by_id=app.ids["pm1"], started_by="pm1", started_at=NOW, lock=0)).inserted_primary_key[0]
+        rt.session.execute(task.insert().values(instance_id=iid, step="manager_sign", round=1, position=0,
+                                                user_id=app.ids["pm2"], status="open", created_at=NOW))
+        rt.session.commit()
+    try:
+        got = client.get(f"/api/v1/guarantee_project/{rec['p1']}", headers=app.tokens["pm2"])
+        assert got.status_code == 200
+        put = client.put(f"/api/v1/guarantee_project/{rec['p1']}", json={"name": "代签改名",
+                         "version": got.get_json()["result"]["version"]}, headers=app.tokens["pm2"])
+        assert (put.status_code, put.get_json()["code"]) == (403, "DP001")
+        listed = client.get("/api/v1/guarantee_project/", headers=app.tokens["pm2"]).get_json()
+        assert sorted(r["id"] for r in listed["result"]) == sorted([rec["p1"], rec["p2"]])
+    finally:
+        with app.app_context():
+            rt.session.execute(task.delete())
+            rt.session.execute(inst.delete())
+            rt.session.commit()
+    assert client.get(f"/api/v1/guarantee_project/{rec['p1']}", headers=app.tokens["pm2"]).status_code == 404
+    with app.app_context():
+        assert _system(app).get(PROJECT, rec["p1"]).name == "权限项目1"
+
+
 # -- REST --------------------------------------------------------------------------------------
 def test_rest_lists_gets_and_refuses_by_scope(app):
     rec = app.rec

@@ -79,6 +79,7 @@ class RecordAccess:
     user_id: int
     roles: frozenset[str]
     _department_users: list[int] | None = field(default=None, repr=False)
+    _tasked_ids: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_user(cls, session, models, user_id: int, roles=None) -> "RecordAccess":
@@ -117,20 +118,27 @@ class RecordAccess:
             query = sa.select(parent.c.id)
             return table.c.parent_id.in_(query.where(inner) if inner is not None else query)
         terms = [] if scope == "none" else self._terms(em, table, scope, depth=0)
-        tasked = self._tasked(em) if action == "read" and scope != "none" else None
-        if tasked is not None:
+        tasked = self._tasked(em) if action == "read" and scope != "none" else []
+        if tasked:
             terms.append(table.c.id.in_(tasked))
         return sa.or_(*terms) if terms else sa.false()
 
-    def _tasked(self, em: EntityMeta):
+    def _tasked(self, em: EntityMeta) -> list[int]:
         """Records an approval asked this user to act on (a task, open or done): whoever
-        must approve a project may read it, whatever their scope (and 我的已办 links to it)."""
+        must approve a project may read it, whatever their scope (and 我的已办 links to it).
+        Read once as a list of ids: a subquery inside the OR would keep PostgreSQL from
+        combining the other terms' indexes (BitmapOr) and make it scan the table."""
+        if em.name in self._tasked_ids:
+            return self._tasked_ids[em.name]
         instances = self.models.system.get("danbao_wf_instance")
         tasks = self.models.system.get("danbao_wf_task")
-        if instances is None or tasks is None or not any(w.entity == em.name for w in self.meta.workflows.values()):
-            return None
-        return sa.select(instances.c.record_id).where(
-            instances.c.entity == em.name, tasks.c.instance_id == instances.c.id, tasks.c.user_id == self.user_id)
+        ids: list[int] = []
+        if instances is not None and tasks is not None and any(w.entity == em.name for w in self.meta.workflows.values()):
+            ids = sorted({r[0] for r in self.session.execute(sa.select(instances.c.record_id).where(
+                instances.c.entity == em.name, tasks.c.instance_id == instances.c.id,
+                tasks.c.user_id == self.user_id))})
+        self._tasked_ids[em.name] = ids
+        return ids
 
     def _terms(self, em: EntityMeta, table, scope: str, depth: int) -> list:
         """The conditions (OR-ed) putting a record of ``em`` in ``scope``: an owner field is
