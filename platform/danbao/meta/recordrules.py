@@ -2,7 +2,7 @@
 tree, the roles user fields require and the roles that see masked fields.
 
 Separate from ``crosschecks`` because they are one concern (data permissions,
-issue 10) with their own codes, DB300–DB304; unknown roles are DB225 like
+issue 10) with their own codes, DB310–DB314; unknown roles are DB225 like
 those of ``permissions``.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from danbao.meta.overlay import EntityDraft, Merged, key_source
 #: a system column that may stand for an owner: the user who created the record
 CREATED_BY = "created_by"
 #: codes whose "X is not declared" may be noise while some file cannot be read
-RESOLUTION_CODES = frozenset({"DB302"})
+RESOLUTION_CODES = frozenset({"DB312"})
 
 
 def check_access(merged: Merged) -> list[PackError]:
@@ -26,7 +26,7 @@ def check_access(merged: Merged) -> list[PackError]:
 
     organisations = [e for e in merged.entities.values() if e.head.get("organisation")]
     for e in organisations[1:]:
-        error(e.head.src("organisation"), "DB304", f"entity '{e.name}' declares organisation, but "
+        error(e.head.src("organisation"), "DB314", f"entity '{e.name}' declares organisation, but "
                                                    f"'{organisations[0].name}' already does: there is one department tree")
     for e in organisations[:1]:
         _organisation(merged, e, error)
@@ -66,14 +66,14 @@ def _rules(merged: Merged, e: EntityDraft, has_organisation: bool, error) -> Non
     node = e.head.get("record_rules")
     src = e.head.src("record_rules")
     if e.head.get("parent"):
-        error(src, "DB303", f"entity '{e.name}' is a child entity: its records are reached through its parent, "
+        error(src, "DB313", f"entity '{e.name}' is a child entity: its records are reached through its parent, "
                             "so record_rules belong on the parent")
         return
     for key in ("owners", "department"):
         names = node.get(key) or []
         for i, name in enumerate(names):
             if not _is_user_field(e, name):
-                error(_item_src(key_source(node, key, src), names, i), "DB300",
+                error(_item_src(key_source(node, key, src), names, i), "DB310",
                       f"record_rules.{key}: '{name}' is not a user field of '{e.name}' (nor created_by)")
     owners = node.get("owners") or []
     department = node.get("department") if node.get("department") is not None else owners
@@ -85,26 +85,26 @@ def _rules(merged: Merged, e: EntityDraft, has_organisation: bool, error) -> Non
             error(at, "DB225", f"record_rules: role '{role}' is not declared")
         scopes = {item.get(a) for a in ("read", "write", "delete")}
         if "own" in scopes and not owners and not node.get("via"):
-            error(at, "DB301", f"record_rules: role '{role}' has scope own, but '{e.name}' declares no owners")
+            error(at, "DB311", f"record_rules: role '{role}' has scope own, but '{e.name}' declares no owners")
         if "department" in scopes and not (department or node.get("via")):
-            error(at, "DB301", f"record_rules: role '{role}' has scope department, but '{e.name}' names no "
+            error(at, "DB311", f"record_rules: role '{role}' has scope department, but '{e.name}' names no "
                                "department fields")
         if "department" in scopes and not has_organisation:
-            error(at, "DB301", f"record_rules: role '{role}' has scope department, but no entity declares "
+            error(at, "DB311", f"record_rules: role '{role}' has scope department, but no entity declares "
                                "organisation (the department tree)")
     vias = node.get("via") or []
     for i, via in enumerate(vias):
         at = _item_src(key_source(node, "via", src), vias, i)
         other = merged.entities.get(via.get("entity"))
         if other is None:
-            error(at, "DB302", f"record_rules.via: entity '{via.get('entity')}' is not declared")
+            error(at, "DB312", f"record_rules.via: entity '{via.get('entity')}' is not declared")
             continue
         f = other.fields.get(via.get("field"))
         if f is None or f.get("type") != "reference" or f.get("target") != e.name:
-            error(at, "DB302", f"record_rules.via: '{via.get('field')}' is not a reference of "
+            error(at, "DB312", f"record_rules.via: '{via.get('field')}' is not a reference of "
                                f"'{other.name}' to '{e.name}'")
         elif other.head.get("record_rules") is None:
-            error(at, "DB302", f"record_rules.via: '{other.name}' declares no record_rules to reach "
+            error(at, "DB312", f"record_rules.via: '{other.name}' declares no record_rules to reach "
                                f"'{e.name}' through")
 
 
@@ -117,12 +117,12 @@ def _organisation(merged: Merged, e: EntityDraft, error) -> None:
         ok = f is not None and f.get("type") == ftype and (target is None or f.get("target") == target)
         if not ok:
             want = f"a {ftype} field" + (f" to '{target}'" if target else "")
-            error(key_source(node, key, src), "DB304", f"organisation.{key}: '{name}' is not {want} of "
+            error(key_source(node, key, src), "DB314", f"organisation.{key}: '{name}' is not {want} of "
                                                        f"'{entity.name}'")
         return ok
 
     if e.head.get("parent"):
-        error(src, "DB304", f"organisation: '{e.name}' is a child entity; the department tree is a top-level entity")
+        error(src, "DB314", f"organisation: '{e.name}' is a child entity; the department tree is a top-level entity")
     field_of(e, "parent", node.get("parent"), "reference", e.name)
     field_of(e, "head", node.get("head"), "user")
     if field_of(e, "members", node.get("members"), "children"):
