@@ -13,6 +13,12 @@ underwriting) so 代偿率 and 代偿损失率 have data. Then, --repeat times e
   - the project list as the list screen runs it: ``parse_list_args`` with
     ``status=X&a_manager=Y`` (Y cycling through the managers), then
     ``run_list`` (first page, the entity's order);
+  - row-level (data permissions, record_rules): the project list (first page and
+    count), the same list filtered by status, the workbench's count and the
+    customer list as a project manager (own: A角 or B角) and as a department
+    head (six managers in his department and the one below it), against the
+    same calls without rules in the same run (ratio goal ≤ 1.2×), and against
+    the hand-written WHERE the rule stands for;
 and prints p50/p95, with each statement these calls run timed again on its
 own at the driver (rows fetched, no ORM), which says how much of the time
 is the database's and which statement it is. The baseline, in the same process on the same data: the
@@ -47,6 +53,7 @@ sys.path.insert(0, str(REPO / "platform"))
 
 from danbao.checks import gb2260, resident, uscc  # noqa: E402
 from danbao.engines.query import parse_list_args, run_list  # noqa: E402
+from danbao.engines.record_rules import RecordAccess  # noqa: E402
 from danbao.engines.regulatory import dashboard  # noqa: E402
 from danbao.meta.loader import load_packs  # noqa: E402
 from danbao.model.builder import _index_specs, build_models  # noqa: E402
@@ -282,6 +289,71 @@ def time_list(engine, models, meta, status: str, repeat: int):
     return total, count, page, ids, statements
 
 
+HEADS = list(range(101, 106))            # five department heads (not managers): 6 managers each
+
+
+def seed_departments(engine, models) -> None:
+    """Five departments of six managers; the fifth sits under the fourth (so its head
+    sees twelve managers' projects: his own department and the one below)."""
+    dept, member = models.table("department"), models.table("department_member")
+    with engine.begin() as conn:
+        insert(conn, dept, [stamp(id=d, name=f"业务{d}部", head_id=HEADS[d - 1], parent_department_id=4 if d == 5 else None)
+                            for d in range(1, 6)])
+        insert(conn, member, [stamp(parent_id=(m - 1) // 6 + 1, member_id=m) for m in MANAGERS])
+
+
+def _p50(fn, repeat: int) -> float:
+    fn()                                    # warm: plans, caches
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return pct(times, 50)
+
+
+def time_row_level(engine, models, meta, repeat: int) -> list[tuple[str, float, float, float | None]]:
+    """(case, p50 with rules, p50 without rules, p50 of the hand-written equivalent WHERE)."""
+    em = meta.entity(ENTITY)
+    cust_em = meta.entity("corporate_customer")
+    project = models.table(ENTITY)
+    out = []
+    for who, uid, roles in (("project manager", MANAGERS[7], {"project_manager"}),
+                            ("department head", HEADS[3], {"department_head"})):
+        with Session(engine) as s:
+            access = RecordAccess(s, models, uid, frozenset(roles))
+            people = access.department_users() if "department_head" in roles else [uid]
+            own = sa.or_(project.c.a_manager_id == uid, project.c.b_manager_id == uid, project.c.a_manager_id.in_(people))
+            for case, args in (("list", {}), ("list status=guaranteeing", {"status": "guaranteeing"})):
+                lq = lambda: parse_list_args(em, args, meta)    # noqa: E731  (run_list may clear lq.sort)
+                ruled = _p50(lambda: run_list(s, models, em, lq(), access=access), repeat)
+                plain = _p50(lambda: run_list(s, models, em, lq()), repeat)
+                rows_ruled = run_list(s, models, em, lq(), access=access)
+                hand = _p50(lambda: (s.execute(sa.select(sa.func.count()).select_from(project).where(
+                    own, *([project.c.status == args["status"]] if args else []))).scalar_one(),
+                    s.execute(sa.select(project).where(own, *([project.c.status == args["status"]] if args else []))
+                              .order_by(project.c.id.desc()).limit(20)).all()), repeat)
+                out.append((f"{who}: project {case} (~{rows_ruled.total:,} of his)", ruled, plain, hand))
+            count_ruled = _p50(lambda: s.execute(access.filter(sa.select(sa.func.count()).select_from(project), ENTITY,
+                                                               "read", project)).scalar_one(), repeat)
+            count_plain = _p50(lambda: s.execute(sa.select(sa.func.count()).select_from(project)).scalar_one(), repeat)
+            count_hand = _p50(lambda: s.execute(sa.select(sa.func.count()).select_from(project).where(own)).scalar_one(),
+                              repeat)
+            out.append((f"{who}: workbench count of projects", count_ruled, count_plain, count_hand))
+            cust = lambda: parse_list_args(cust_em, {}, meta)    # noqa: E731
+            out.append((f"{who}: customer list (via his projects)",
+                        _p50(lambda: run_list(s, models, cust_em, cust(), access=access), repeat),
+                        _p50(lambda: run_list(s, models, cust_em, cust()), repeat), None))
+    return out
+
+
+def report_row_level(rows) -> None:
+    print("row-level (record rules) p50, with rules / without / hand-written WHERE:")
+    for case, ruled, plain, hand in rows:
+        extra = f"; {ruled / hand:.2f}x the hand-written WHERE ({hand * 1000:.1f} ms)" if hand else ""
+        print(f"  {case:58s} {ruled * 1000:7.1f} ms / {plain * 1000:7.1f} ms = {ruled / plain:.2f}x{extra}")
+
+
 def explain(engine, statement: str, params) -> list[str]:
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
@@ -353,6 +425,8 @@ def main() -> None:
             print(f"dashboard: {board.in_force_count:,} in force, outstanding {board.outstanding:,.2f}, "
                   f"{len(board.top_groups)} top groups, 代偿率 {board.compensation_rate}, 代偿损失率 {board.loss_rate}")
             report(f"with the declared indexes ({args.repeat} runs each)", dash, lists, engine)
+            seed_departments(engine, models)
+            report_row_level(time_row_level(engine, models, meta, args.repeat))
             droppable = [name for name, _cols, unique, _why in declared if not unique]
             drop_indexes(engine, droppable)
             if engine.dialect.name == "postgresql":

@@ -62,14 +62,14 @@ def signed_in(browser, base: str, name: str):
 def server(database_url, tmp_path):
     _require_browser()
     app = make_app(database_url, tmp_path / "instance", WTF_CSRF_ENABLED=True)
-    add_user(app, "pm", "project_manager")
-    _one_warning_for_project_managers(app)
+    _one_warning_for_project_managers(app, add_user(app, "pm", "project_manager"))
     with serving(app) as base:
         yield base
 
 
-def _one_warning_for_project_managers(app):
-    """A company founded 100 days ago: the core rule corp_newly_founded notifies project managers."""
+def _one_warning_for_project_managers(app, pm: int):
+    """A company founded 100 days ago, entered by the project manager (so it is his customer under
+    the record rules): the core rule corp_newly_founded notifies project managers."""
     import datetime as dt
     from danbao.demo import make_uscc
     from danbao.engines.records import Actor, RecordService
@@ -77,7 +77,7 @@ def _one_warning_for_project_managers(app):
     today = dt.date.today()
     with app.app_context():
         rt = app.extensions["danbao"]
-        RecordService(rt.models, rt.session, Actor(None, "t")).create("corporate_customer", {
+        RecordService(rt.models, rt.session, Actor(pm, "pm")).create("corporate_customer", {
             "name": "南京新创科技有限公司", "uscc": make_uscc(random.Random(3), "320100"),
             "established_on": (today - dt.timedelta(days=100)).isoformat()})
         scan(rt.session, rt.models, rt.meta, as_of=today, rules=["corp_newly_founded"])

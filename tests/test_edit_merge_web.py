@@ -85,7 +85,7 @@ def project_with_fee_plan(app) -> int:
         return svc.create(ENTITY, {
             "project_no": f"MG-{n}", "name": f"合并项目{n}", "customer_kind": "corporate",
             "corporate_customer": corp.id, "amount": "3000000", "term_months": 12, "status": "guaranteeing",
-            "a_manager": app.ids["pm"],
+            "a_manager": app.ids["pm"], "b_manager": app.ids["pm2"],    # the colleague who edits it too
             "counter_guarantees": [{"kind": "mortgage", "asset_kind": "real_estate", "appraised_value": "6000000"}],
             "fee_instalments": [{"kind": "guarantee_fee", "due_on": "2026-12-01", "amount": "15000.00"},
                                 {"kind": "guarantee_fee", "due_on": "2027-03-01", "amount": "15000.00"}]}).id

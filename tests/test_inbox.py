@@ -152,6 +152,11 @@ def test_acknowledging_needs_a_comment_and_visibility(app, people, scanned):
 
 
 def test_screen_badge_link_to_parent_and_acknowledge(app, people, scanned):
+    with app.app_context():     # the company is a customer of the project manager's project (record rules)
+        rt = app.extensions["danbao"]
+        RecordService(rt.models, rt.session, Actor(None, "t")).create("guarantee_project", {
+            "project_no": "IB-001", "name": "收件箱项目", "customer_kind": "corporate", "corporate_customer": scanned,
+            "amount": "100000", "term_months": 6, "a_manager": people["pm"]})
     c = app.test_client()
     login(c, "pm")
     page = c.get("/warnings/").get_data(as_text=True)

@@ -29,7 +29,8 @@ CORE_ENTITIES = {"bank", "corporate_customer", "shareholder", "key_person",
                  "individual_customer", "family_member", "financial_statement",
                  "guarantee_project", "change_request", "fee_instalment", "bank_credit", "related_party", "bank_account",
                  "credit_record", "lawsuit", "shop", "career_history", "personal_asset", "counter_guarantee",
-                 "post_check", "compensation", "recovery", "asset_preservation", "regulatory_position"}
+                 "post_check", "compensation", "recovery", "asset_preservation", "regulatory_position",
+                 "department", "department_member"}
 
 
 @pytest.fixture(scope="module")

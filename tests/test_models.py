@@ -92,7 +92,7 @@ def test_system_columns(models):
     assert set(models.system) == {"danbao_audit", "danbao_attachment", "danbao_schema_state", "danbao_warning", "danbao_score", "danbao_score_item",
                                   "danbao_warning_scan", "danbao_wf_instance", "danbao_wf_task", "danbao_wf_action",
                                   "danbao_wf_vote", "danbao_ledger_entry", "danbao_sequence",
-                                  "danbao_document_tag"}
+                                  "danbao_document_tag", "danbao_sensitive_view"}
     assert models.entity_tables == ("sample", "bank", "sample_line")
 
 

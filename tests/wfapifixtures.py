@@ -77,7 +77,13 @@ def open_fuzz_tasks(app, fuzzer: str = "fuzzer") -> None:
     add_user(app, "fuzz_boss", "manager")
     add_user(app, "fuzz_c1", "committee_member")
     with app.app_context():
-        fuzzer_id = app.appbuilder.sm.find_user(username=fuzzer).id
+        sm = app.appbuilder.sm
+        user = sm.find_user(username=fuzzer)
+        fuzzer_id = user.id
+        # an A角 must hold the project manager's role (the field's `role:`): the fuzzer holds both
+        if all(r.name != "project_manager" for r in user.roles):
+            user.roles.append(sm.find_role("project_manager"))
+            sm.update_user(user)
     # the fuzzer is the A角 (a starter by that field) of all three
     projects = [make_project(app, fuzzer_id, fee_rate="0.01") for _ in range(3)]
     with app.app_context():

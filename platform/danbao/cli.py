@@ -190,7 +190,7 @@ def daily(as_of, instance):
 def demo(port, instance, size, no_serve):
     """Create (if absent) a SQLite demo in the instance folder and serve it on 127.0.0.1."""
     from danbao.app import create_app
-    from danbao.demo import ensure_admin, ensure_staff, load_demo_data, start_demo_workflows
+    from danbao.demo import ensure_admin, ensure_departments, ensure_staff, load_demo_data, start_demo_workflows
     settings = _settings(instance)
     if "DANBAO_DATABASE_URL" not in os.environ:
         settings.database_url = f"sqlite:///{settings.instance_dir / 'danbao.db'}"
@@ -210,6 +210,7 @@ def demo(port, instance, size, no_serve):
         password = password or secrets.token_urlsafe(12)
         created = ensure_admin(app, password)
         staff = ensure_staff(app, password)
+        ensure_departments(app)
         if staff:
             click.echo(f"demo staff (same password as admin): {', '.join(staff)}")
         if created and generated:

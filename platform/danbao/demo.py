@@ -58,7 +58,12 @@ STAFF = [("zhangwei", "张", "伟", "project_manager"), ("liuyang", "刘", "洋"
          ("lina", "李", "娜", "risk_officer"), ("wangqiang", "王", "强", "manager"),
          ("zhaomin", "赵", "敏", "finance"), ("chenjing", "陈", "静", "committee_member"),
          ("zhoujie", "周", "杰", "committee_member"), ("sunli", "孙", "丽", "committee_member"),
-         ("wujun", "吴", "军", "committee_member"), ("zhengyu", "郑", "宇", "auditor")]
+         ("wujun", "吴", "军", "committee_member"), ("zhengyu", "郑", "宇", "auditor"),
+         ("zhaolei", "赵", "磊", "department_head")]
+#: Demo departments (部门): name, code, head, members. Data permissions follow them:
+#: 赵磊 (业务一部部长) sees 张伟's projects, not 刘洋's.
+DEPARTMENTS = [("业务一部", "BD1", "zhaolei", [("zhangwei", "客户经理")]),
+               ("业务二部", "BD2", None, [("liuyang", "客户经理")])]
 
 
 def ensure_staff(app, password: str) -> list[str]:
@@ -74,6 +79,30 @@ def ensure_staff(app, password: str) -> list[str]:
         sm.add_user(login, given, family, f"{login}@danbao.local", role, password)
         made.append(login)
     return made
+
+
+def ensure_departments(app) -> int:
+    """Create the demo departments when the department tree is declared and empty; how many."""
+    from danbao.engines.record_rules import organisation_entity
+    rt = app.extensions["danbao"]
+    org_em = organisation_entity(rt.meta)
+    if org_em is None or rt.session.execute(sa.select(sa.func.count()).select_from(
+            rt.models.table(org_em.name))).scalar_one():
+        return 0
+    org = org_em.organisation
+    child = rt.meta.entity(org_em.field(org.members).target)
+    sm = app.appbuilder.sm
+    uid = {login: (sm.find_user(username=login).id if sm.find_user(username=login) else None)
+           for login in {x for _n, _c, head, members in DEPARTMENTS for x in [head] + [m for m, _ in members] if x}}
+    svc = RecordService(rt.models, rt.session, Actor(user_id=None, username="demo"))
+    for name, code, head, members in DEPARTMENTS:
+        rows = [{org.member_user: uid[m], **({"position": title} if child.has_field("position") else {})}
+                for m, title in members if uid.get(m)]
+        data = {"name": name, org.head: uid.get(head), org.members: rows}
+        if org_em.has_field("code"):
+            data["code"] = code
+        svc.create(org_em.name, data)
+    return len(DEPARTMENTS)
 
 
 @dataclass

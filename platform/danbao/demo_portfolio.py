@@ -602,7 +602,6 @@ class Portfolio:
         product = meta.products[code]
         self.ensure(cust, dates["applied"] - dt.timedelta(days=rng.randint(7, 40)))
         manager = cust.manager or (rng.choice(self.staff.managers) if self.staff.managers else None)
-        other = [m for m in self.staff.managers if manager is None or m.user_id != manager.user_id]
         n = self.serial()
         region = cust.region
         year = dates["start"].year
@@ -612,7 +611,9 @@ class Portfolio:
             "fee_rate": self.fee_rate(product, line, amount),
             "source_channel": "existing_customer" if cust.projects else rng.choice(
                 ["bank_referral", "bank_referral", "government", "agent", "walk_in"]),
-            "a_manager": manager.user_id if manager else None, "b_manager": other[0].user_id if other else None,
+            # the B角 is a colleague of the same department; the demo's two managers are in
+            # different ones (demo.DEPARTMENTS), so each sees only his own projects
+            "a_manager": manager.user_id if manager else None, "b_manager": None,
             "status": {"applying": "applying", "reviewing": "applying", "rejected": "applying",
                        "approved": "approved"}.get(stage, "guaranteeing"),
             "risk_class": "normal",

@@ -8,7 +8,10 @@ query time, never copied onto the warning:
   (``user`` fields, stored as ``<field>_id``) — so when a project's A角
   changes, the new A角 sees its warnings and the old one no longer does;
 * Admins see every warning, also those of rules no longer in the metadata
-  (nobody else does: no rule, nobody notified).
+  (nobody else does: no rule, nobody notified);
+* and, with the viewer's data permissions (``access``), only warnings on
+  records they may read: a project manager notified by role sees his own
+  projects' warnings, not every project's (record_rules.py).
 
 Plain SQLAlchemy over the models; no Flask.
 """
@@ -40,6 +43,7 @@ class Viewer:
     """Who is asking: the account id and the names of its roles."""
     user_id: int | None
     roles: frozenset[str] = frozenset()
+    access: object = field(default=None, compare=False)    # record_rules.RecordAccess, or None: no record rules
 
     @property
     def is_admin(self) -> bool:
@@ -123,7 +127,26 @@ def visible(models, meta: Meta, viewer: Viewer):
                     w.c.rule == rule.code, w.c.entity == rule.entity,
                     sa.exists().where(table.c.id == w.c.record_id,
                                       sa.or_(*(column == viewer.user_id for column in people)))))
-    return sa.or_(*conditions) if conditions else sa.false()
+    if not conditions:
+        return sa.false()
+    scoped = _readable(models, meta, viewer.access, w)
+    return sa.or_(*conditions) if scoped is None else sa.and_(sa.or_(*conditions), scoped)
+
+
+def _readable(models, meta: Meta, access, w):
+    """Warnings whose record the viewer may read; None when that is all of them."""
+    if access is None:
+        return None
+    limited = []
+    for entity in sorted({r.entity for r in meta.warnings.values() if r.entity in meta.entities}):
+        cond = access.condition(entity, "read")
+        if cond is not None:
+            table = models.table(entity)
+            limited.append((entity, sa.exists().where(table.c.id == w.c.record_id, cond)))
+    if not limited:
+        return None
+    return sa.or_(w.c.entity.not_in([e for e, _ in limited]),
+                  *(sa.and_(w.c.entity == e, cond) for e, cond in limited))
 
 
 def open_count(session, models, meta: Meta, viewer: Viewer) -> int:

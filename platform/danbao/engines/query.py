@@ -112,10 +112,19 @@ def _positive_int(raw, default, lq, key, limit) -> int:
     return value
 
 
-def run_list(session, models, em: EntityMeta, lq: ListQuery, *, parent_id: int | None = None) -> Page:
+def run_list(session, models, em: EntityMeta, lq: ListQuery, *, parent_id: int | None = None,
+             access=None) -> Page:
+    """One page of records and their count. ``access`` (record_rules.RecordAccess):
+    only the records that user may read, and the fields masked for them are
+    matched by their exact value only (a partial search would read them out)."""
     cls = models.cls(em.name)
     query = sa.select(cls)
     conditions = []
+    masked = access.masker.masked_fields(em) if access is not None else frozenset()
+    if access is not None:
+        scope = access.condition(em.name, "read", cls.__table__)
+        if scope is not None:
+            conditions.append(scope)
     if parent_id is not None:
         conditions.append(cls.parent_id == parent_id)
     for key, value in lq.filters.items():
@@ -125,18 +134,30 @@ def run_list(session, models, em: EntityMeta, lq: ListQuery, *, parent_id: int |
             conditions.append(col >= value)
         elif op == "to":
             conditions.append(col <= value)
+        elif op == "contains" and name in masked:
+            conditions.append(col == value)
         elif op == "contains":
             conditions.append(col.ilike(f"%{_escape_like(value)}%", escape="\\"))
         else:
             conditions.append(col == value)
     if lq.q and em.list.search:
         pattern = f"%{_escape_like(lq.q)}%"
-        conditions.append(sa.or_(*(getattr(cls, n).ilike(pattern, escape="\\") for n in em.list.search)))
+        conditions.append(sa.or_(*(getattr(cls, n) == lq.q if n in masked else getattr(cls, n).ilike(pattern, escape="\\")
+                                   for n in em.list.search)))
+    if lq.sort and lq.sort.lstrip("-") in masked:
+        lq.sort = None          # the order of masked values would tell them
     if conditions:
         query = query.where(*conditions)
     total = session.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-    query = query.order_by(*_order(cls, em, lq.sort or em.list.order_by))
-    query = query.offset((lq.page - 1) * lq.page_size).limit(lq.page_size)
+    order = _order(cls, em, lq.sort or em.list.order_by)
+    if access is not None and len(conditions) > (parent_id is not None):
+        # a scoped page: sort and cut the matching ids first (an index answers them), then read
+        # those rows; sorting every row of a manager's thousands before the cut is what costs
+        ids = (sa.select(cls.id).where(*conditions).order_by(*order)
+               .offset((lq.page - 1) * lq.page_size).limit(lq.page_size))
+        query = sa.select(cls).where(cls.id.in_(ids.scalar_subquery())).order_by(*order)
+    else:
+        query = query.order_by(*order).offset((lq.page - 1) * lq.page_size).limit(lq.page_size)
     rows = list(session.execute(query).scalars())
     return Page(rows=rows, total=total, page=lq.page, page_size=lq.page_size)
 
@@ -153,11 +174,14 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def lookup(session, models, em: EntityMeta, q: str, limit: int = 20) -> list[tuple[int, str]]:
-    """(id, title) pairs for a reference picker, searching the title field."""
+def lookup(session, models, em: EntityMeta, q: str, limit: int = 20, *, access=None) -> list[tuple[int, str]]:
+    """(id, title) pairs for a reference picker, searching the title field; with
+    ``access``, only records that user may read."""
     cls = models.cls(em.name)
     title = getattr(cls, em.field(em.title).column_name)
     query = sa.select(cls.id, title)
+    if access is not None:
+        query = access.filter(query, em.name, "read", cls.__table__)
     if q:
         query = query.where(title.ilike(f"%{_escape_like(q[:MAX_SEARCH])}%", escape="\\"))
     rows = session.execute(query.order_by(title).limit(limit)).all()

@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from danbao.engines.coerce import ID_LIMIT, FieldError, check_value, coerce_value, to_text
 from danbao.engines.numbering import format_number
+from danbao.engines.record_rules import USER_LACKS_ROLE, user_role_errors
 from danbao.engines.refusals import (IN_APPROVAL, INTEGRITY, INVALID, NOT_FOUND, STALE, STILL_REFERENCED, SYSTEM_ROWS,
                                     Refusal)
 from danbao.engines.sequences import next_number
@@ -99,7 +100,11 @@ class NotFound(Refusal):
 
 
 class RecordService:
-    def __init__(self, models, session, actor: Actor, *, clock=None, seeding: bool = False):
+    """``access`` (a ``record_rules.RecordAccess``): the acting person's data
+    permissions, enforced on get, create, update and delete; None for the
+    system (workflow steps, the daily run, scoring), which acts on any record."""
+
+    def __init__(self, models, session, actor: Actor, *, clock=None, access=None, seeding: bool = False):
         """``seeding``: the caller writes history as it happened (the demo, a data
         migration run by an operator): stage controls do not apply. The web and
         the REST API never set it."""
@@ -109,9 +114,16 @@ class RecordService:
         self.actor = actor
         self.clock = clock or dt.datetime.now
         self.gate = StageGate(self.meta, session, models, None if seeding else actor.user_id, actor.lang)
+        self.access = access
 
     # -- reading --------------------------------------------------------
     def get(self, entity: str, record_id) -> Any:
+        """The record, if it exists and the acting user may read it (else NotFound)."""
+        obj = self._load(entity, record_id)
+        self._require(entity, obj, "read")
+        return obj
+
+    def _load(self, entity: str, record_id) -> Any:
         cls = self.models.cls(entity)
         valid = isinstance(record_id, int) and not isinstance(record_id, bool) and 0 < record_id <= ID_LIMIT
         obj = self.session.get(cls, record_id) if valid else None
@@ -123,6 +135,8 @@ class RecordService:
     def create(self, entity: str, data: Mapping[str, Any], *, parent_id: int | None = None) -> Any:
         em = self.meta.entity(entity)
         cls = self.models.cls(entity)
+        if self.access is not None:
+            data = self.access.with_default_owner(em, data)
         plan = self._validate(em, None, data)
         self.gate.check_create(em, plan)
         obj = cls()
@@ -142,6 +156,7 @@ class RecordService:
                expected_version: int | None) -> Any:
         em = self.meta.entity(entity)
         obj = self.get(entity, record_id)
+        data = self._require(entity, obj, "write", data)
         read = self._read_version(obj, expected_version)
         try:
             plan = self._validate(em, obj, data)
@@ -163,7 +178,7 @@ class RecordService:
         read-only ones included: typed, stamped, audited and versioned like any
         change, but not committed — the caller's transaction holds it."""
         em = self.meta.entity(entity)
-        obj = self.get(entity, record_id)
+        obj = self._load(entity, record_id)          # the system's write: not the user's data permissions
         plan = {name: coerce_value(em.field(name), value, codelist=self._codelist(em.field(name)))
                 for name, value in values.items()}
         self._recompute(em, obj, plan)
@@ -197,7 +212,7 @@ class RecordService:
         """Replace a record's child rows from the system side (a generated fee plan):
         each row validated like a form's, audited, hooks run, not committed."""
         em = self.meta.entity(entity)
-        obj = self.get(entity, record_id)
+        obj = self._load(entity, record_id)
         errors: dict[str, Label] = {}
         planned = self._validate_children(em.field(field_name), obj, rows, errors, system=True)
         if errors:
@@ -230,6 +245,7 @@ class RecordService:
     def delete(self, entity: str, record_id: int, *, expected_version: int | None = None) -> None:
         em = self.meta.entity(entity)
         obj = self.get(entity, record_id)
+        self._require(entity, obj, "delete")
         if expected_version is not None:
             self._check_version(em, obj, expected_version)
         self._refuse_if_in_approval(em, obj)
@@ -249,6 +265,30 @@ class RecordService:
         except StaleDataError:
             self.session.rollback()
             raise self._stale(em) from None
+
+    # -- data permissions (record_rules.py) ------------------------------
+    def _require(self, entity: str, obj, action: str, data=None):
+        """Out of the user's read scope: no such record (404, existence not told);
+        readable but out of the write scope: refused (DP001). Returns ``data``
+        without the masked values a masked user's form sent back unchanged."""
+        if self.access is None:
+            return data
+        if action == "read":
+            if not self.access.allows(entity, obj.id, "read"):
+                raise NotFound(entity, obj.id)
+            return data
+        if not self.access.allows(entity, obj.id, action):
+            raise self.access.out_of_scope(self.meta.entity(entity), action)
+        return self.access.masker.keep_stored(self.meta.entity(entity), obj, data) if data is not None else data
+
+    def _require_saved(self, em: EntityMeta, obj) -> None:
+        """After a create or an update is flushed: the record must still be one the
+        user may write (a project manager cannot hand his project to someone else)."""
+        if self.access is None or self.access.scope(em.name, "write") == "all":
+            return
+        if not self.access.allows(em.name, obj.id, "write"):
+            self.session.rollback()
+            raise self.access.saved_out_of_scope(em)
 
     def _refuse_if_in_approval(self, em: EntityMeta, obj) -> None:
         """A record in a running approval workflow cannot be deleted: its tasks would point at nothing."""
@@ -311,7 +351,8 @@ class RecordService:
         if not errors:
             self._check_database(em, obj, plan, errors)
         if errors:
-            raise ValidationFailed(errors)
+            roles_only = all(key in getattr(self, "_role_errors", ()) for key in errors)
+            raise ValidationFailed(errors, code=USER_LACKS_ROLE if roles_only else INVALID)
         return plan
 
     def _refuse_readonly_sent(self, em: EntityMeta, obj, data, takes: bool) -> None:
@@ -458,6 +499,10 @@ class RecordService:
                     query = query.where(cls.id != obj.id)
                 if self.session.execute(query.limit(1)).first() is not None:
                     errors[f.name] = Label("已被其他记录使用", "is already used by another record")
+        changed = {n: v for n, v in plan.items() if obj is None or v != getattr(obj, em.field(n).column_name, None)
+                   if em.field(n).is_column}
+        self._role_errors = {n for n, msg in user_role_errors(self.session, self.meta, em, changed).items()
+                             if errors.setdefault(n, msg) is msg}
 
     def _default(self, f: FieldMeta):
         """A declared default, typed; the loader has already checked it fits."""
@@ -604,6 +649,7 @@ class RecordService:
     def _commit(self, em: EntityMeta, obj, action: str):
         try:
             self.session.flush()
+            self._require_saved(em, obj)
             self._audit_changes(obj, action)
             self.session.commit()
         except StaleDataError:
@@ -684,21 +730,24 @@ def _rounded(f: FieldMeta, value):
     return value
 
 
-def record_to_dict(em: EntityMeta, obj, meta) -> dict:
-    """The JSON form of a record: typed values as text where JSON would lose them."""
+def record_to_dict(em: EntityMeta, obj, meta, masker=None) -> dict:
+    """The JSON form of a record: typed values as text where JSON would lose them;
+    with a ``masking.Masker``, sensitive values as that viewer may see them."""
     out = {"id": obj.id, "version": obj.version}
     for f in em.fields:
         if f.type == "attachments":
             continue
         if f.type == "children":
             child_em = meta.entity(f.target)
-            out[f.name] = [record_to_dict(child_em, c, meta) for c in getattr(obj, f.name)]
+            out[f.name] = [record_to_dict(child_em, c, meta, masker) for c in getattr(obj, f.name)]
             continue
         value = getattr(obj, f.column_name)
         if f.type in ("decimal", "money", "rate") and value is not None:
             value = str(value)
         elif f.type in ("date", "datetime") and value is not None:
             value = value.isoformat()
+        elif f.sensitive and masker is not None:
+            value = masker.value(f, value, em)
         out[f.name] = value
     for key in ("created_at", "updated_at"):
         value = getattr(obj, key)

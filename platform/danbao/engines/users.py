@@ -51,3 +51,11 @@ def role_names(session, user_id: int) -> set[str]:
              .select_from(USER_ROLE_TABLE.join(ROLE_TABLE, ROLE_TABLE.c.id == USER_ROLE_TABLE.c.role_id))
              .where(USER_ROLE_TABLE.c.user_id == user_id))
     return {r[0] for r in session.execute(query)}
+
+
+def users_with_roles(session, roles) -> set[int]:
+    """Ids of the users holding any of ``roles`` (the picker of a user field that requires one)."""
+    query = (sa.select(USER_ROLE_TABLE.c.user_id)
+             .select_from(USER_ROLE_TABLE.join(ROLE_TABLE, ROLE_TABLE.c.id == USER_ROLE_TABLE.c.role_id))
+             .where(ROLE_TABLE.c.name.in_(sorted(roles))))
+    return {r[0] for r in session.execute(query)}

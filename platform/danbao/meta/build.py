@@ -10,7 +10,8 @@ from types import MappingProxyType
 
 from danbao.meta import defaults
 from danbao.meta.model import (WarningRuleMeta, CheckBy, CodeItem, CodeListMeta, EntityMeta, FieldMeta, IndexMeta, Label,
-                               ListMeta, MenuMeta, Option, RoleMeta, SectionMeta)
+                               ListMeta, MenuMeta, Option, OrganisationMeta, RecordRulesMeta, RoleMeta,
+                               SectionMeta)
 from danbao.meta.overlay import EntityDraft, Layered, Merged
 
 ACTIONS = ("read", "write", "delete")
@@ -59,6 +60,8 @@ def build_field(f: Layered, codelists: dict[str, CodeListMeta]) -> FieldMeta:
         required_if=f.get("required_if"),
         readonly_if=f.get("readonly_if"),
         numbering=f.get("numbering"),
+        roles=_names(f.get("role")),
+        sensitive=f.get("sensitive"),
         renamed_from=f.get("renamed_from"),
         source=f.at,
     )
@@ -115,7 +118,33 @@ def build_entity(e: EntityDraft, codelists, permissions: dict[str, tuple[str, ..
         renamed_from=e.head.get("renamed_from"),
         source=e.head.at,
         overlays=tuple(e.overlays),
+        record_rules=build_record_rules(e),
+        unmask=tuple(e.head.get("unmask")) if e.head.get("unmask") is not None else None,
+        organisation=OrganisationMeta(**dict(e.head.get("organisation"))) if e.head.get("organisation") else None,
     )
+
+
+def _names(value) -> tuple[str, ...]:
+    """A name or a list of names (``role: project_manager`` or ``role: [a, b]``)."""
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def build_record_rules(e: EntityDraft) -> RecordRulesMeta | None:
+    node = e.head.get("record_rules")
+    if node is None:
+        return None
+    owners = tuple(node.get("owners") or ())
+    roles = {}
+    for item in node.get("roles") or ():
+        grant = {a: item[a] for a in ACTIONS if a in item}
+        roles[item["role"]] = MappingProxyType(grant)
+    return RecordRulesMeta(
+        owners=owners,
+        department=tuple(node["department"]) if node.get("department") is not None else owners,
+        via=tuple((v["entity"], v["field"]) for v in node.get("via") or ()),
+        roles=MappingProxyType(roles), source=e.head.src("record_rules"))
 
 
 def resolve_permissions(entities: dict[str, EntityDraft]) -> dict[str, dict[str, tuple[str, ...]]]:

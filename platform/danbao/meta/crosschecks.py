@@ -33,8 +33,8 @@ _LENGTHS = {"min_length", "max_length", "pattern"}
 _BOUNDS = {"min", "max"}
 #: The keys each field type takes; any other key is DB231.
 ALLOWED_KEYS = {
-    "string": _COLUMN | _LENGTHS | {"check", "check_by", "normalize", "numbering"},
-    "text": _COLUMN | _LENGTHS,
+    "string": _COLUMN | _LENGTHS | {"check", "check_by", "normalize", "numbering", "sensitive"},
+    "text": _COLUMN | _LENGTHS | {"sensitive"},
     "integer": _COLUMN | _BOUNDS,
     "decimal": _COLUMN | _BOUNDS | {"precision", "scale"},
     "money": _COLUMN | _BOUNDS | {"precision"},
@@ -45,7 +45,7 @@ ALLOWED_KEYS = {
     "enum": _COLUMN | {"options"},
     "code": _COLUMN | {"codelist"},
     "reference": _COMMON | {"unique", "index", "target"},
-    "user": _COMMON | {"index"},
+    "user": _COMMON | {"index", "role"},
     "children": {"name", "type", "label", "help", "readonly", "renamed_from", "target", "visible_if"},
     "attachments": _COMMON | {"accept", "max_size_mb", "max_files"},
 }

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from danbao.meta import business, names, schema, yamlio
+from danbao.meta import business, names, recordrules, schema, yamlio
 from danbao.meta.build import build, build_warnings, label
 from danbao.meta.crosschecks import RESOLUTION_CODES, cross_check
 from danbao.meta.expressions import compile_all
@@ -82,13 +82,15 @@ def _load(paths) -> tuple[Meta | None, list[PackError]]:
     errors += overlay_errors
     errors += business.synthesize_codelists(merged)
     errors += cross_check(merged)
+    errors += recordrules.check_access(merged)
     errors += check_scorecards(merged)
     errors += check_workflows(merged)
     errors += business.check_business(merged)
     errors += check_controls(merged)
     if unreadable:
         # "unknown name" errors are likely declared in the file that failed
-        errors = [e for e in errors if e.code not in RESOLUTION_CODES | business.RESOLUTION_CODES]
+        errors = [e for e in errors if e.code not in RESOLUTION_CODES | business.RESOLUTION_CODES
+                                                | recordrules.RESOLUTION_CODES]
     errors = sorted(set(errors))
     if errors:
         return None, errors

@@ -113,6 +113,8 @@ class FieldMeta:
     required_if: str | None = None      # expression: required when true
     readonly_if: str | None = None      # expression: input ignored when true
     numbering: str | None = None        # string: filled on create, e.g. DB-{year}-{seq:05d}
+    roles: tuple[str, ...] = ()         # user: the user named must hold one of these roles
+    sensitive: str | None = None        # string/text: id_number | phone | bank_account, masked for most roles
 
     @property
     def is_column(self) -> bool:
@@ -182,6 +184,9 @@ class EntityMeta:
     renamed_from: str | None = None
     source: Source | None = None
     overlays: tuple[Source, ...] = ()            # the extend: declarations applied, in order
+    record_rules: "RecordRulesMeta | None" = None   # which records each role reads and writes (own/department/all)
+    unmask: tuple[str, ...] | None = None        # roles that see sensitive fields in clear (None: the parent's)
+    organisation: "OrganisationMeta | None" = None  # set on the one entity that is the department tree
 
     @property
     def table(self) -> str:
@@ -211,6 +216,43 @@ class EntityMeta:
     @property
     def attachment_fields(self) -> tuple[FieldMeta, ...]:
         return tuple(f for f in self.fields if f.type == "attachments")
+
+
+#: record-rule scopes, narrowest first: none < own < department < all
+SCOPES = ("none", "own", "department", "all")
+
+
+@dataclass(frozen=True)
+class RecordRulesMeta:
+    """Which records of an entity a role may read, write and delete (Odoo's record
+    rules): ``own`` — records whose ``owners`` user fields (or ``created_by``)
+    name the user; ``department`` — also records whose ``department`` fields
+    name someone in the user's departments or below; ``all``. ``via``: a record
+    is also in a scope when a record of another entity in that scope refers to
+    it through a reference field (a customer through its projects). Roles not
+    listed get ``none``; ``delete`` defaults to the ``write`` scope."""
+    owners: tuple[str, ...]
+    department: tuple[str, ...]
+    via: tuple[tuple[str, str], ...]              # (entity, its reference field to this entity)
+    roles: Mapping[str, Mapping[str, str]]        # role -> action -> scope
+    source: Source | None = None
+
+    def scope(self, role: str, action: str) -> str:
+        grant = self.roles.get(role) or {}
+        if action == "delete" and "delete" not in grant:
+            action = "write"
+        return grant.get(action, "none")
+
+
+@dataclass(frozen=True)
+class OrganisationMeta:
+    """The department tree: the entity's ``parent`` reference (to itself), its
+    ``head`` user field, and its ``members`` children whose ``member_user`` field
+    names a member."""
+    parent: str
+    head: str
+    members: str
+    member_user: str
 
 
 @dataclass(frozen=True)

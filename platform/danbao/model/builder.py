@@ -166,6 +166,9 @@ def _index_specs(em: EntityMeta) -> list[tuple[tuple[str, ...], bool]]:
             add((f.column_name,), False)
     for ix in em.indexes:
         add(tuple(_index_column(em, n) for n in ix.fields), ix.unique)
+    rules = em.record_rules          # record rules find "records I created" by this column
+    if rules is not None and "created_by" in rules.owners + rules.department:
+        add(("created_by_id",), False)
     return list(specs.items())
 
 

@@ -33,9 +33,10 @@ LEDGER_TABLE = "danbao_ledger_entry"
 LEDGER_REVERSES_INDEX = "ux_danbao_ledger_entry_reverses"
 SEQUENCE_TABLE = "danbao_sequence"
 DOCUMENT_TAG_TABLE = "danbao_document_tag"
+SENSITIVE_VIEW_TABLE = "danbao_sensitive_view"
 SYSTEM_TABLES = (AUDIT_TABLE, ATTACHMENT_TABLE, SCHEMA_STATE_TABLE, WARNING_TABLE, WARNING_SCAN_TABLE,
                  SCORE_TABLE, SCORE_ITEM_TABLE, WF_INSTANCE_TABLE, WF_TASK_TABLE, WF_ACTION_TABLE, WF_VOTE_TABLE,
-                 LEDGER_TABLE, SEQUENCE_TABLE, DOCUMENT_TAG_TABLE)
+                 LEDGER_TABLE, SEQUENCE_TABLE, DOCUMENT_TAG_TABLE, SENSITIVE_VIEW_TABLE)
 
 
 def close_duplicate_open_warnings(conn, table: Table) -> int:
@@ -156,7 +157,7 @@ def add_system_tables(metadata: MetaData, ledger_effects: Mapping[str, Mapping[s
             WARNING_TABLE: warning, WARNING_SCAN_TABLE: scan, SCORE_TABLE: score, SCORE_ITEM_TABLE: score_item,
             **workflow_tables, LEDGER_TABLE: _ledger_table(metadata, ledger_effects or {}),
             SEQUENCE_TABLE: _sequence_table(metadata),
-            DOCUMENT_TAG_TABLE: document_tag}
+            DOCUMENT_TAG_TABLE: document_tag, SENSITIVE_VIEW_TABLE: _sensitive_view_table(metadata)}
 
 
 def _score_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -414,3 +415,23 @@ def _sequence_table(metadata: MetaData) -> Table:
         Column("value", BigInteger, nullable=False),
         PrimaryKeyConstraint("name", "scope", name="pk_danbao_sequence"),
     )
+
+
+def _sensitive_view_table(metadata: MetaData) -> Table:
+    """Who saw which record's ID numbers, phones or bank accounts in clear, and
+    when (page, list, api): the trail 个人信息保护 asks for. Append-only; see
+    engines/masking.py. A database from before it gets it from the planner
+    (``create_system_table``)."""
+    table = Table(
+        SENSITIVE_VIEW_TABLE, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("at", DateTime, nullable=False),
+        Column("user_id", Integer),
+        Column("username", String(256), nullable=False),
+        Column("entity", String(64), nullable=False),
+        Column("record_id", Integer, nullable=False),
+        Column("channel", String(16), nullable=False),      # page | list | api
+    )
+    Index("ix_danbao_sensitive_view_record", table.c.entity, table.c.record_id)
+    Index("ix_danbao_sensitive_view_user", table.c.user_id, table.c.at)
+    return table

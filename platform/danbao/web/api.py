@@ -28,6 +28,7 @@ from danbao.engines.refusals import Refusal
 from danbao.web.access import can
 from danbao.web.i18n import current_lang
 from danbao.web.openapi import build_spec
+from danbao.web.scope import access_for, masker_for
 
 MAX_BODY = 2 * 1024 * 1024
 
@@ -81,8 +82,32 @@ def _guard(entity: str, action: str):
 
 
 def _service(user) -> RecordService:
+    """The record service as ``user``: their data permissions hold (record_rules.py)."""
     rt = _runtime()
-    return RecordService(rt.models, rt.session, Actor(user_id=user.id, username=user.username, lang=_lang()))
+    return RecordService(rt.models, rt.session, Actor(user_id=user.id, username=user.username, lang=_lang()),
+                         access=access_for(user))
+
+
+def scope_refusal(user, entity: str, record_id, action: str):
+    """An error response when ``user`` may not ``action`` the record under their data
+    permissions (404 when they may not even read it, as if it did not exist); else None."""
+    access = access_for(user)
+    if access is None:
+        return None
+    if not isinstance(record_id, int) or not access.allows(entity, record_id, "read"):
+        return _error(404, f"记录不存在：{entity} #{record_id}", f"No such record: {entity} #{record_id}")
+    if action != "read" and not access.allows(entity, record_id, action):
+        exc = access.out_of_scope(_runtime().meta.entity(entity), action)
+        return jsonify(exc.to_json(_lang())), exc.status
+    return None
+
+
+def _log_clear(user, em, ids) -> None:
+    """Who read these records' sensitive fields in clear over the API (masking.py)."""
+    from danbao.engines.masking import record_clear_views
+    rt = _runtime()
+    if record_clear_views(rt.session, rt.models, masker_for(user), user.id, user.username, em, ids, "api"):
+        rt.session.commit()
 
 
 def _body():
@@ -136,9 +161,13 @@ def list_records(entity):
         lang = _lang()
         return jsonify(message="查询参数有误" if lang == "zh" else "invalid query parameters",
                        errors={k: v.get(lang) for k, v in lq.errors.items()}), 400
-    page = run_list(rt.session, rt.models, em, lq)
-    return jsonify(count=page.total, page=page.page, page_size=page.page_size,
-                   result=[record_to_dict(em, obj, rt.meta) for obj in page.rows])
+    user = ok[1]
+    page = run_list(rt.session, rt.models, em, lq, access=access_for(user))
+    masker = masker_for(user)
+    body = jsonify(count=page.total, page=page.page, page_size=page.page_size,
+                   result=[record_to_dict(em, obj, rt.meta, masker) for obj in page.rows])
+    _log_clear(user, em, [obj.id for obj in page.rows])
+    return body
 
 
 def _answer(action, *, status=200):
@@ -150,8 +179,12 @@ def _answer(action, *, status=200):
     return result if isinstance(result, tuple) else (result, status)
 
 
-def _one(em, obj):
-    return jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta))
+def _one(em, obj, user=None):
+    """One record as JSON, masked as ``user`` may see it (and the clear view logged)."""
+    body = jsonify(id=obj.id, result=record_to_dict(em, obj, _runtime().meta, masker_for(user or _user())))
+    if user is not None:
+        _log_clear(user, em, [obj.id])
+    return body
 
 
 @bp.post("/<entity>/")
@@ -172,7 +205,7 @@ def get_record(entity, record_id):
     if resp:
         return resp
     em, user = ok
-    return _answer(lambda: _one(em, _service(user).get(entity, _record_id(record_id))))
+    return _answer(lambda: _one(em, _service(user).get(entity, _record_id(record_id)), user))
 
 
 @bp.put("/<entity>/<record_id>")
@@ -236,6 +269,9 @@ def create_score(entity, record_id):
     cards = {c.code: c for c in cards_for(rt.meta, entity)}
     if not cards:
         return _error(404, "该实体没有评分卡", f"{entity} has no scorecard")
+    refused = scope_refusal(user, entity, _record_id(record_id), "write")
+    if refused:
+        return refused
     data, resp = _body()
     if resp:
         return resp
@@ -264,12 +300,14 @@ def create_score(entity, record_id):
 
 @bp.get("/scores/<score_id>")
 def get_score(score_id):
-    if _user() is None:
+    user = _user()
+    if user is None:
         return _error(401, "未登录或令牌无效", "not authenticated: send a valid bearer token")
     rt = _runtime()
     sid = _record_id(score_id)
     found = load_score(rt.session, rt.models, sid) if isinstance(sid, int) and sid <= 2**31 - 1 else None
-    if found is None or found[0]["entity"] not in rt.meta.entities or not can("read", found[0]["entity"]):
+    if found is None or found[0]["entity"] not in rt.meta.entities or not can("read", found[0]["entity"]) \
+            or scope_refusal(user, found[0]["entity"], found[0]["record_id"], "read"):
         return _error(404, f"评分记录不存在：#{score_id}", f"no such score: #{score_id}")
     return jsonify(score_to_dict(found[0], found[1], _lang()))
 

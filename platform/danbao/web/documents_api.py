@@ -26,6 +26,7 @@ from danbao.meta.model import Label
 from danbao.model.system import ATTACHMENT_TABLE
 from danbao.web.access import can
 from danbao.web.api import _body, _error, _invalid, _lang, _record_id, _runtime, _user, bp
+from danbao.web.scope import access_for
 from danbao.web.workflow_api import MAX_ID
 
 _UNAUTHENTICATED = ("未登录或令牌无效", "not authenticated: send a valid bearer token")
@@ -75,12 +76,13 @@ def tag_attachment(attachment_id):
     att = rt.models.system[ATTACHMENT_TABLE]
     row = rt.session.execute(sa.select(att).where(att.c.id == aid, att.c.deleted.is_(False))).first()
     rt.session.rollback()
-    if row is None or row.entity not in rt.meta.entities or not can("read", row.entity):
+    if row is None or row.entity not in rt.meta.entities or not can("read", row.entity) \
+            or not access_for(user).allows(row.entity, row.record_id, "read"):
         return _no_attachment(attachment_id)
     if row.entity not in documents.taggable_entities(rt.meta):
         return _invalid(ValidationFailed({"doc_kind": Label(
             "只有项目和客户的附件可以标注资料类型", "only files of projects and customers carry a document kind")}))
-    if not can("write", row.entity):
+    if not can("write", row.entity) or not access_for(user).allows(row.entity, row.record_id, "write"):
         return _error(403, *_FORBIDDEN)
     try:
         code = documents.tag(rt.session, rt.models, rt.meta, aid, data["doc_kind"], user.id)
@@ -114,6 +116,9 @@ def _record_guard(entity: str, record_id: str, *, project_only: bool):
         return None, _error(403, *_FORBIDDEN)
     rid = _path_id(record_id)
     obj = rt.session.get(rt.models.cls(entity), rid) if rid is not None else None
+    access = access_for(user)
+    if obj is not None and access is not None and not access.allows(entity, obj.id, "read"):
+        obj = None                  # outside the user's data permissions: not found, like a missing one
     if obj is None:
         return None, _error(404, f"记录不存在：{entity} #{record_id}", f"No such record: {entity} #{record_id}")
     return (user, obj), None

@@ -50,7 +50,9 @@ def tr(key: str, **kw) -> str:
 
 
 def viewer_of(user) -> Viewer:
-    return Viewer(user.id, frozenset(role.name for role in (user.roles or ())))
+    """The inbox's viewer, with the user's data permissions (scope.py)."""
+    from danbao.web.scope import access_for
+    return Viewer(user.id, frozenset(role.name for role in (user.roles or ())), access=access_for(user))
 
 
 def _signed_in():

@@ -26,6 +26,7 @@ from danbao.engines.records import Actor, NotFound, ValidationFailed
 from danbao.engines.users import user_names
 from danbao.meta.model import Label
 from danbao.model.system import LEDGER_TABLE
+from danbao.web.scope import access_for
 from danbao.web.access import can
 from danbao.web.api import _body, _error, _invalid, _lang, _record_id, _runtime, _user, bp
 from danbao.web.ledger_views import (configured, entry_dict, pending_entries, project_ledger, project_titles,
@@ -108,7 +109,7 @@ def _project_guard(entity: str, record_id: str):
     if not can("read", entity):
         return None, _error(403, "您没有权限执行此操作", "you are not allowed to do this")
     project_id = _path_id(record_id)
-    if project_id is None:
+    if project_id is None or not access_for(user).allows(entity, project_id, "read"):
         return None, _error(404, f"记录不存在：{entity} #{record_id}", f"No such record: {entity} #{record_id}")
     return (user, project_id), None
 
@@ -219,6 +220,9 @@ def _act(entry_id: str, action: str):
         return _error(404, f"没有此台账分录：#{entry_id}", f"no such ledger entry: #{entry_id}")
     if not can("read", entry.project_entity):
         return _error(403, "您没有权限执行此操作", "you are not allowed to do this")
+    if not access_for(user).allows(entry.project_entity, entry.project_id, "read"):
+        rt.session.rollback()       # a project outside the user's data permissions: its entries do not exist
+        return _error(404, f"没有此台账分录：#{entry_id}", f"no such ledger entry: #{entry_id}")
     actor = _actor(user)
     if action == "reverse":
         def reverse():

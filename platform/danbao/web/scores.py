@@ -48,10 +48,13 @@ class ScoreView(BaseView):
         if not can("write", entity):
             abort(403)
         card = next((c for c in cards if c.code == request.values.get("card")), cards[0])
+        svc = service()
         try:
-            obj = service().get(entity, record_id)
+            obj = svc.get(entity, record_id)
         except NotFound:
             abort(404)
+        if svc.access is not None and not svc.access.allows(entity, record_id, "write"):
+            abort(403)              # readable, but outside the user's write scope
         errors, chosen, as_of = {}, last_inputs(rt.session, rt.models, entity, record_id, card.code), today()
         if request.method == "POST":
             chosen = {i.code: request.form.get(f"input-{i.code}", "") for i in card.indicators if i.input}
@@ -88,6 +91,9 @@ class ScoreView(BaseView):
         score, items = found
         if score["entity"] not in rt.meta.entities or not can("read", score["entity"]):
             abort(403)
+        access = service().access
+        if access is not None and not access.allows(score["entity"], score["record_id"], "read"):
+            abort(404)
         data = score_to_dict(score, items, current_lang())
         card = rt.meta.scorecards.get(score["scorecard"])
         groups = dict(card.groups) if card else {}

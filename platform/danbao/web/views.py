@@ -21,9 +21,12 @@ from flask_wtf.csrf import generate_csrf
 from danbao.engines import documents
 from danbao.engines.query import filter_kind, lookup, parse_list_args, run_list
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService, ValidationFailed
+from danbao.engines.record_rules import OutOfScope
 from danbao.web.access import can, login_redirect
 from danbao.engines.scoring import cards_for, scores_of
-from danbao.engines.users import active_users, user_names
+from danbao.engines.masking import record_clear_views
+from danbao.engines.users import active_users, user_names, users_with_roles
+from danbao.web.scope import access_for, masker_for
 from danbao.web.display import UserNames, audit_value, display, format_value, input_value, title_of
 from danbao.config import local_tz
 from danbao.web.exprjs import child_rules, form_rules
@@ -60,7 +63,28 @@ def actor() -> Actor:
 
 def service() -> RecordService:
     rt = runtime()
-    return RecordService(rt.models, rt.session, actor())
+    return RecordService(rt.models, rt.session, actor(), access=access_for(getattr(g, "user", None)))
+
+
+def user_options(session, f=None, current=None) -> list[tuple[int, str]]:
+    """The active users a user field may name: those holding its required role
+    (and whoever it names now, so an edit does not silently change it)."""
+    users = active_users(session)
+    if f is None or not getattr(f, "roles", ()):
+        return users
+    allowed = users_with_roles(session, f.roles)
+    current = int(current) if isinstance(current, int) or (isinstance(current, str) and current.isdigit()) else None
+    return [(uid, name) for uid, name in users if uid in allowed or uid == current]
+
+
+def log_clear_views(em, ids, channel: str) -> None:
+    """Record who saw these records' ID numbers, phones or accounts in clear (masking.py)."""
+    rt = runtime()
+    user = getattr(g, "user", None)
+    if user is None or not user.is_authenticated:
+        return
+    if record_clear_views(rt.session, rt.models, masker_for(user), user.id, user.username, em, ids, channel):
+        rt.session.commit()
 
 
 #: the document-kind (资料类型) controls of the attachments list and the upload form
@@ -111,14 +135,21 @@ class EntityView(BaseView):
         rt = runtime()
         lang = current_lang()
         users = UserNames(lambda: user_names(rt.session))
+        masker = masker_for(getattr(g, "user", None))
+        access = access_for(getattr(g, "user", None))
         return dict(em=em, meta=rt.meta, lang=lang, t=t, label=lambda x: x.get(lang) if x else "",
-                    display=lambda f, obj: display(rt.meta, f, obj, lang, users),
-                    fmt=lambda f, v: format_value(rt.meta, f, v, lang, users),
-                    user_options=lambda: active_users(rt.session),
-                    title_of=lambda obj: title_of(rt.meta, obj), input_value=input_value,
-                    audit_value=lambda hem, field, text: audit_value(rt.meta, hem, field, text, lang),
+                    display=lambda f, obj: masker.value(f, display(rt.meta, f, obj, lang, users),
+                                                        getattr(obj, "__danbao_entity__", None)),
+                    fmt=lambda f, v: masker.value(f, format_value(rt.meta, f, v, lang, users)),
+                    user_options=lambda f=None, v=None: user_options(rt.session, f, v),
+                    title_of=lambda obj: title_of(rt.meta, obj),
+                    input_value=lambda f, v: masker.value(f, input_value(f, v)),
+                    audit_value=lambda hem, field, text: masker.value(
+                        hem.field(field), audit_value(rt.meta, hem, field, text, lang), hem)
+                    if hem is not None and field and hem.has_field(field) else audit_value(rt.meta, hem, field, text, lang),
                     filter_kind=filter_kind, can=can,
-                    ref_options=lambda f: lookup(rt.session, rt.models, rt.meta.entity(f.target), "", limit=1000), csrf_token=generate_csrf,
+                    ref_options=lambda f: lookup(rt.session, rt.models, rt.meta.entity(f.target), "", limit=1000,
+                                                 access=access), csrf_token=generate_csrf,
                     stacked=stacked, row_record=row_record,
                     row_state=lambda child, row: row_state(rt.meta, child, row if row is not None else {}, today()),
                     base_template=current_app.appbuilder.base_template, appbuilder=current_app.appbuilder,
@@ -140,8 +171,11 @@ class EntityView(BaseView):
         lq = parse_list_args(em, request.args, rt.meta)
         for key, msg in lq.errors.items():
             flash(f"{key}: {msg.get(current_lang())}", "warning")
-        page = run_list(rt.session, rt.models, em, lq)
-        return self.render_template("danbao/list.html", **self._ctx(em, page=page, lq=lq, args=request.args))
+        page = run_list(rt.session, rt.models, em, lq, access=access_for(g.user))
+        html = self.render_template("danbao/list.html", **self._ctx(em, page=page, lq=lq, args=request.args))
+        if any(em.field(c).sensitive for c in em.list.columns):
+            log_clear_views(em, [obj.id for obj in page.rows], "list")
+        return html
 
     @expose("/<entity>/<int:record_id>")
     def show(self, entity, record_id):
@@ -161,7 +195,7 @@ class EntityView(BaseView):
         from danbao.web.project_panels import project_panels
         from danbao.web.workflow_views import workflow_panel
         state = row_state(rt.meta, em, obj, today())
-        return self.render_template("danbao/show.html", **self._ctx(em, obj=obj, files=files,
+        html = self.render_template("danbao/show.html", **self._ctx(em, obj=obj, files=files,
                                                                     changes=history.changes, more_changes=history.more,
                                                                     changes_cut=history.cut, field_state=state,
                                                                     cards=cards, scores=scores,
@@ -170,6 +204,8 @@ class EntityView(BaseView):
                                                                     hidden=state.sections,
                                                                     child_files=uploads.child_files(runtime(), em, obj),
                                                                     **documents_ctx(em, obj)))
+        log_clear_views(em, [record_id], "page")
+        return html
 
     # -- add / edit -----------------------------------------------------------
     @expose("/<entity>/add", methods=["GET", "POST"])
@@ -190,6 +226,10 @@ class EntityView(BaseView):
                 obj = service().create(entity, data)
             except ValidationFailed as exc:
                 return self._form(em, None, data, exc.messages(current_lang()), status=422, reselect=uploads.chose_files())
+            except OutOfScope as exc:
+                runtime().session.rollback()
+                return self._form(em, None, data, {exc.field or "_": exc.message.get(current_lang())}, status=exc.status,
+                                  reselect=uploads.chose_files())
             except Refusal as exc:
                 runtime().session.rollback()
                 flash(exc.message.get(current_lang()), "danger")
@@ -212,6 +252,9 @@ class EntityView(BaseView):
             obj = svc.get(entity, record_id)
         except NotFound:
             abort(404)
+        if svc.access is not None and not svc.access.allows(entity, record_id, "write"):
+            flash(svc.access.out_of_scope(em, "write").message.get(current_lang()), "danger")
+            abort(403)
         if request.method == "GET":
             return self._form(em, obj, None, {})
         data = payload_from_form(em, request.form, runtime().meta, request.files)
@@ -228,6 +271,11 @@ class EntityView(BaseView):
                 runtime().session.rollback()
                 return self._form(em, svc.get(entity, record_id), data, exc.messages(current_lang()), status=422,
                                   reselect=uploads.chose_files())
+            except OutOfScope as exc:
+                runtime().session.rollback()
+                return self._form(em, svc.get(entity, record_id), data,
+                                  {exc.field or "_": exc.message.get(current_lang())}, status=exc.status,
+                                  version=request.form.get("version"), reselect=uploads.chose_files())
             except Refusal as exc:
                 # a colleague's change, a locked field: keep what the user typed on screen; nothing was saved
                 runtime().session.rollback()
@@ -290,6 +338,11 @@ class EntityView(BaseView):
         if resp:
             return resp
         rt = runtime()
+        svc = service()
+        if svc.access is not None and not svc.access.allows(entity, record_id, "read"):
+            abort(404)
+        if svc.access is not None and not svc.access.allows(entity, record_id, "write"):
+            abort(403)
         if entity not in documents.taggable_entities(rt.meta) \
                 or rt.store.get(rt.session, entity, record_id, attachment_id) is None:
             abort(404)
@@ -317,6 +370,10 @@ class EntityView(BaseView):
             service().delete(entity, record_id, expected_version=request.form.get("version") or None)
         except NotFound:
             abort(404)
+        except OutOfScope as exc:
+            runtime().session.rollback()
+            flash(exc.message.get(current_lang()), "danger")
+            abort(403)
         except Refusal as exc:
             runtime().session.rollback()
             flash(exc.message.get(current_lang()), "danger")
@@ -351,5 +408,5 @@ class EntityView(BaseView):
         if resp:
             return resp
         rt = runtime()
-        pairs = lookup(rt.session, rt.models, em, request.args.get("q", ""))
+        pairs = lookup(rt.session, rt.models, em, request.args.get("q", ""), access=access_for(g.user))
         return jsonify(results=[{"id": i, "text": text} for i, text in pairs])

@@ -12,6 +12,7 @@ from flask_appbuilder import BaseView, IndexView, expose
 from danbao.web.access import can, login_redirect
 from danbao.web.i18n import current_lang, t
 from danbao.web.inbox import tr, workbench_warnings
+from danbao.web.scope import access_for
 
 
 class WorkbenchIndex(IndexView):
@@ -35,11 +36,13 @@ class Workbench(BaseView):
         rt = current_app.extensions["danbao"]
         lang = current_lang()
         cards = []
+        access = access_for(user)           # counts of the records this user may see (record_rules.py)
         for em in rt.meta.entities.values():
             if em.is_child or not em.menu or not can("read", em.name):
                 continue
-            cls = rt.models.cls(em.name)
-            count = rt.session.execute(sa.select(sa.func.count()).select_from(cls)).scalar_one()
+            table = rt.models.table(em.name)
+            query = sa.select(sa.func.count()).select_from(table)
+            count = rt.session.execute(access.filter(query, em.name, "read", table)).scalar_one()
             cards.append((em, count))
         audit = rt.models.system["danbao_audit"]
         recent = rt.session.execute(
@@ -47,7 +50,8 @@ class Workbench(BaseView):
             .where(audit.c.user_id == user.id)
             .group_by(audit.c.root_entity, audit.c.root_id)
             .order_by(sa.func.max(audit.c.at).desc()).limit(10)).all()
-        recent = [r for r in recent if r.root_entity in rt.meta.entities and can("read", r.root_entity)]
+        recent = [r for r in recent if r.root_entity in rt.meta.entities and can("read", r.root_entity)
+                  and access.allows(r.root_entity, r.root_id, "read")]
         warning_count, warnings = workbench_warnings(rt, user)
         return self.render_template("danbao/workbench.html", cards=cards, recent=recent, meta=rt.meta,
                                     lang=lang, t=t, label=lambda x: x.get(lang), warning_count=warning_count,

@@ -35,7 +35,7 @@ from danbao.expr import ExprError
 from danbao.meta.model import Label
 from danbao.web.access import can
 from danbao.web.api import (_body, _error, _guard, _invalid, _lang, _record_id, _runtime, _service, _user, bp,
-                            refusal_response)
+                            refusal_response, scope_refusal)
 
 MAX_ID = 2**31 - 1
 MAX_COMMENT = 4000
@@ -402,6 +402,9 @@ def start_workflow(entity, record_id):
     data, resp = _body()
     if resp:
         return resp
+    refused = scope_refusal(user, entity, rid, "write")     # data permissions (record_rules.py)
+    if refused:
+        return refused
     fields = _Fields(data, {"workflow", "comment"})
     code = fields.choice("workflow", codes)
     comment = fields.text("comment")

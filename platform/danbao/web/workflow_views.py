@@ -20,6 +20,7 @@ from danbao.engines.users import active_users, user_names
 from danbao.engines.refusals import Refusal
 from danbao.engines.workflow import Refused, WorkflowEngine
 from danbao.meta.model import Label
+from danbao.web.scope import access_for
 from danbao.web.access import can, login_redirect
 from danbao.web.diagram import render_svg
 from danbao.web.i18n import current_lang
@@ -211,6 +212,11 @@ class WorkflowView(BaseView):
         if entity not in runtime().meta.entities:
             abort(404)
         if not can(action, entity):
+            abort(403)
+        access = access_for(current_user)       # data permissions: out of read scope, no such record
+        if access is not None and not access.allows(entity, record_id, "read"):
+            abort(404)
+        if access is not None and action != "read" and not access.allows(entity, record_id, action):
             abort(403)
         return None
 
