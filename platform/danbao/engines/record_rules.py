@@ -222,7 +222,7 @@ class RecordAccess:
         if not fields or any(data.get(n) not in (None, "") for n in fields):
             return data
         f = em.field(fields[0])
-        if f.roles and not set(f.roles) & self.roles:
+        if f.readonly or f.roles and not set(f.roles) & self.roles:    # a read-only owner is the system's to write
             return data
         return {**data, f.name: self.user_id}
 
