@@ -675,7 +675,7 @@ def test_chairman_veto(world):
     out = vote(world, iid, boss="disagree")
     assert (out.step_after, out.state) == ("rejected", "rejected")
     assert world.actions(iid)[-1] == "meeting_vetoed"
-    v = [r for r, _ in world.wf().meeting_votes(iid) if r.username == "boss"][0]
+    v = [r for r in world.wf().meeting_votes(iid) if r.username == "boss"][0]
     assert v.chairman and v.vote == "disagree"
 
 
@@ -691,7 +691,7 @@ def test_defer_starts_a_new_meeting_at_the_same_step(world):
     assert world.actions(iid)[-1] == "meeting_deferred"
     vote(world, iid, c1="agree", c2="agree", c3="agree", c4="agree")
     assert vote(world, iid, boss="agree").step_after == "fee_collection"
-    rounds = [r.round for r, _ in world.wf().meeting_votes(iid)]
+    rounds = [r.round for r in world.wf().meeting_votes(iid)]
     assert rounds == [first] * 5 + [first + 1] * 5
 
 
@@ -719,7 +719,7 @@ def test_secret_votes_are_hidden_from_others_until_the_meeting_closes(world):
     wf = world.wf()
 
     def seen(viewer):
-        return {v.username: (None if hidden else v.vote) for v, hidden in wf.meeting_votes(iid, world.uid[viewer])}
+        return {v.username: (None if v.hidden else v.vote) for v in wf.meeting_votes(iid, world.uid[viewer])}
     assert seen("c1") == {"c1": "disagree", "c2": None}
     assert seen("c2") == {"c1": None, "c2": "agree"}
     assert seen("fin") == {"c1": None, "c2": None}
@@ -1103,7 +1103,7 @@ def test_simultaneous_votes_retried_decide_the_meeting_once(database_url):
         assert sorted(r.step_after for r in results) == ["committee"] * 4 + ["fee_collection"]
         log = world.actions(iid)
         assert log.count("vote") == 5 and log.count("meeting_passed") == 1
-        assert sorted(v.username for v, _ in world.wf().meeting_votes(iid)) == sorted(members)
+        assert sorted(v.username for v in world.wf().meeting_votes(iid)) == sorted(members)
         assert world.instance(iid).step == "fee_collection"
     finally:
         world.close()
