@@ -71,6 +71,7 @@ _EXCLUDED_MESSAGES = {
 #: safe names and cannot start with ``_``, so it never collides with a real step
 APPLICANT = "_applicant"
 APPLICANT_LABEL = Label("退回申请人补充资料", "Returned to the applicant")
+APPLICANT_NAME = Label("申请人（补充资料）", "the applicant")
 
 
 class Refused(Refusal):
@@ -201,9 +202,10 @@ class WorkflowEngine:
             elif action == "return":
                 targets = self.return_targets(inst, wf)
                 if target_step not in targets:
-                    names = ", ".join(targets) or "-"
-                    raise Refused(Label(f"只能退回到已经过的环节（{names}）",
-                                        f"You can only return to a step already passed ({names})"),
+                    shown = [APPLICANT_NAME if k == APPLICANT else wf.step(k).label for k in targets]
+                    raise Refused(Label(f"只能退回到已经过的环节（{'、'.join(x.zh for x in shown) or '无'}）",
+                                        f"You can only return to a step already passed "
+                                        f"({', '.join(x.en for x in shown) or '-'})"),
                                   wfc.NOT_A_RETURN_TARGET, field="target_step")
                 self._close_task(task, "returned", now)
                 self._log(inst.id, wf, inst.step, inst.round, "return", actor, comment, task_id=task_id,
