@@ -200,6 +200,20 @@ def test_committee_members_who_are_the_a_and_b_managers_are_recused(world):
     assert world.instance(iid).step == "fee_collection"
 
 
+def test_staff_connected_to_the_customers_related_parties_are_recused(world):
+    corp = world.customer()
+    world.records().assign_children("corporate_customer", corp, "related_parties", [
+        {"name": "常州新达投资有限公司", "relation": "parent", "connected_staff": world.uid["c3"]},
+        {"name": "无关联员工的关联方", "relation": "other"}])
+    world.s.commit()
+    p = world.project("5000000", customer=corp)
+    iid = world.start(p)
+    approve(world, iid, "risk", "gm")
+    assert world.tasks(iid) == {"boss": "open", "c1": "open", "c2": "open", "c4": "open"}   # not c3
+    exc = refused(world.wf().vote, force_task(world, iid, "c3"), "agree", world.actor("c3"), comment="同意")
+    assert exc.code == wfc.RECUSED
+
+
 def test_recusal_leaves_the_quorum_to_those_asked(world):
     p = world.project("5000000", a_manager="c1")
     iid = world.start(p)

@@ -712,6 +712,30 @@ class WorkflowEngine:
         return self.session.execute(sa.select(sa.func.coalesce(sa.func.max(self.tasks.c.position), 0)).where(
             self.tasks.c.instance_id == inst.id, self.tasks.c.round == inst.round)).scalar_one()
 
+    def _path_users(self, entity: str, rows, parts: list[str]) -> set[int]:
+        """The users a recusal path names from ``rows``: through reference and
+        children fields (each hop one query) to a user field; an unknown name
+        (an older version's path) names nobody."""
+        em = self.meta.entities.get(entity)
+        if em is None or not parts or not em.has_field(parts[0]) or not rows:
+            return set()
+        f = em.field(parts[0])
+        if f.type == "user" and len(parts) == 1:
+            return {r[f.column_name] for r in rows if r[f.column_name] is not None}
+        if f.type not in ("reference", "children") or f.target not in self.meta.entities:
+            return set()
+        table = self.models.table(f.target)
+        if f.type == "reference":
+            ids = {r[f.column_name] for r in rows if r[f.column_name] is not None}
+            where = table.c.id.in_(ids)
+        else:
+            ids = {r["id"] for r in rows}
+            where = table.c.parent_id.in_(ids)
+        if not ids:
+            return set()
+        found = self.session.execute(sa.select(table).where(where)).mappings().all()
+        return self._path_users(f.target, found, parts[1:])
+
     def _check_colleague(self, user_id, inst, task, wf: WorkflowMeta, step: StepMeta) -> None:
         def refuse(zh, en):
             raise Refused(Label(zh, en), wfc.BAD_COLLEAGUE, field="user_id")
@@ -769,12 +793,11 @@ class WorkflowEngine:
         instance's history, so a return or a restart does not wash it out), or a
         ``recuse`` user field of the record names them."""
         out: dict[int, str] = {}
-        if step.recuse:
+        if step.recuse or step.recuse_paths:
             row = self._record(wf.entity, inst.record_id)
-            em = self.meta.entity(wf.entity)
-            for name in step.recuse:
-                if em.has_field(name) and row[em.field(name).column_name] is not None:
-                    out[row[em.field(name).column_name]] = wfc.RECUSED
+            for path in (*step.recuse, *step.recuse_paths):
+                for uid in self._path_users(wf.entity, [row], path.split(".")):
+                    out[uid] = wfc.RECUSED
         if step.separate_from:
             acted = self.session.execute(sa.select(self.actions.c.user_id).distinct().where(
                 self.actions.c.instance_id == inst.id, self.actions.c.step.in_(step.separate_from),

@@ -411,6 +411,9 @@ class StepMeta:
     separate_from: tuple[str, ...] = ()
     #: recusal (回避): the users these user fields of the record name are not asked here (nor counted)
     recuse: tuple[str, ...] = ()
+    #: recusal through related records: ``reference.children.user_field`` paths (e.g. the customer's
+    #: related parties' connected staff member)
+    recuse_paths: tuple[str, ...] = ()
     source: Source | None = None
 
     @property

@@ -145,6 +145,25 @@ class WorkflowChecker:
                 f = draft.fields.get(name)
                 if f is None or f.get("type") != "user":
                     self.error(rsrc, "DB296", f"{where}: recuse: '{name}' is not a user field of '{draft.name}'")
+            for path in recuse.get("paths") or ():
+                problem = self._path_problem(draft, path)
+                if problem:
+                    self.error(rsrc, "DB296", f"{where}: recuse path '{path}': {problem}")
+
+    def _path_problem(self, draft, path: str) -> str | None:
+        """A recusal path walks reference and children fields and ends at a user field."""
+        parts = path.split(".")
+        for i, name in enumerate(parts):
+            f = draft.fields.get(name) if draft is not None else None
+            kind = f.get("type") if f is not None else None
+            if i == len(parts) - 1:
+                return None if kind == "user" else f"'{name}' is not a user field of '{draft.name}'"
+            if kind not in ("reference", "children"):
+                return f"'{name}' is not a reference or children field of '{draft.name}'"
+            draft = self.m.entities.get(f.get("target"))
+            if draft is None:
+                return f"'{name}' leads to no declared entity"
+        return None
 
     def _actions(self, where: str, step: LineDict, src: Source) -> None:
         """Actions are engine code, not metadata: only registered names can run."""
@@ -256,7 +275,8 @@ def _step_meta(step, src: Source | None) -> StepMeta:
         outcome=step.get("outcome"), set=_plain(step.get("set")), actions=tuple(step.get("actions") or ()),
         next=tuple(TransitionMeta(t.get("to"), t.get("when")) for t in step.get("next") or ()),
         separate_from=tuple(step.get("separate_from") or ()),
-        recuse=tuple((step.get("recuse") or {}).get("fields") or ()), source=src)
+        recuse=tuple((step.get("recuse") or {}).get("fields") or ()),
+        recuse_paths=tuple((step.get("recuse") or {}).get("paths") or ()), source=src)
 
 
 def build_workflows(merged: Merged) -> dict[str, WorkflowMeta]:
@@ -310,7 +330,8 @@ def workflow_to_dict(wf: WorkflowMeta) -> dict:
             # only when present, so workflows without actions keep the digest they had
             **({"actions": list(s.actions)} if s.actions else {}),
             **({"separate_from": list(s.separate_from)} if s.separate_from else {}),
-            **({"recuse": {"fields": list(s.recuse)}} if s.recuse else {}),
+            **({"recuse": {"fields": list(s.recuse), **({"paths": list(s.recuse_paths)} if s.recuse_paths else {})}}
+               if s.recuse or s.recuse_paths else {}),
             "next": [{"to": t.to, "when": t.when} for t in s.next]} for s in wf.steps],
         # the controls only when declared, so workflows without them keep the digest they had
         **({"on_return_to_applicant": dict(wf.on_return_to_applicant), "resume": wf.resume}
