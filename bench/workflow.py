@@ -3,8 +3,8 @@ people acting at the same time, with nothing lost or done twice.
 
 Builds the core pack's tables in a fresh database (a new PostgreSQL schema,
 dropped afterwards, or a temporary SQLite file), adds the three
-Flask-AppBuilder tables the engine reads people from, 13 users (2 risk
-officers, 1 manager who chairs the committee, 4 committee members, 2 finance,
+Flask-AppBuilder tables the engine reads people from, 14 users (2 risk
+officers, 2 managers who chair the committee, 4 committee members, 2 finance,
 4 project managers) and N guarantee projects in bulk (amounts 500,000 to
 9,990,000, so about three in four reach the 3,000,000 committee threshold;
 fee rate and loan date filled in). Then, timed:
@@ -12,8 +12,9 @@ fee rate and loan date filled in). Then, timed:
     manager who is not its A角), by --threads threads at once;
   - drive: --threads threads, each with its own session and connection, act
     as the users on their open tasks until every instance has finished:
-    first review (any) → second review (all: both risk officers and the
-    manager) → committee (five votes, all agree) or manager sign-off → fee
+    first review (any) → second review (the other risk officer: the
+    managers leave it to risk, so separation of duties keeps them free to
+    chair and sign off) → committee (six votes, all agree) or manager sign-off → fee
     collection → contract signing (the A角) → loan confirmation → in force.
     The tasks are shared out by id, so two threads do act on one instance at
     the same moment (several approvals of a step); the loser gets Conflict
@@ -59,13 +60,13 @@ from danbao.model.system import WF_ACTION_TABLE, WF_INSTANCE_TABLE, WF_TASK_TABL
 
 ENTITY, CODE = "guarantee_project", "project_standard"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/danbao_test"
-PEOPLE = {"risk1": "risk_officer", "risk2": "risk_officer", "boss": "manager",
+PEOPLE = {"risk1": "risk_officer", "risk2": "risk_officer", "boss": "manager", "gm": "manager",
           "c1": "committee_member", "c2": "committee_member", "c3": "committee_member", "c4": "committee_member",
           "fin1": "finance", "fin2": "finance", "pm1": "project_manager", "pm2": "project_manager",
           "pm3": "project_manager", "pm4": "project_manager"}
 PMS = ["pm1", "pm2", "pm3", "pm4"]
-SECOND_REVIEW = 3                      # risk1, risk2, boss
-MEETING = 5                            # c1..c4 and the chairman
+SECOND_REVIEW = 1                      # the risk officer who did not do the first review
+MEETING = 6                            # c1..c4 and the two chairmen
 BUSY = (Conflict, sa.exc.OperationalError)   # a lost race; SQLite's "database is locked"
 
 FAB = sa.MetaData()
@@ -117,13 +118,20 @@ def setup(engine, models, n: int, seed: int = 11) -> tuple[dict, list[int], int]
         rows.append({"project_no": f"B{i:07d}", "name": f"基准项目{i}", "customer_kind": "corporate",
                      "corporate_customer_id": corp, "amount": amount, "term_months": 12,
                      "start_date": dt.date(2026, 12, 15), "due_date": dt.date(2027, 12, 15),
-                     "fee_rate": Decimal("0.015"), "status": "applying", "risk_class": "normal",
+                     "fee_rate": Decimal("0.015"), "status": "applying", "risk_class": "normal", "product": "bank_loan",
                      "a_manager_id": uid[PMS[i % len(PMS)]], "created_at": now, "updated_at": now, "version": 1})
     table = models.table(ENTITY)
     with engine.begin() as conn:
         for k in range(0, n, 5000):
             conn.execute(table.insert(), rows[k:k + 5000])
         ids = [r[0] for r in conn.execute(sa.select(table.c.id).order_by(table.c.id))]
+        # earnest money covering each amount in full: the product's minimum coverage holds at first review
+        cover = models.table("counter_guarantee")
+        amounts = dict(conn.execute(sa.select(table.c.id, table.c.amount)).all())
+        guarantees = [{"parent_id": pid, "kind": "earnest", "appraised_value": amounts[pid], "created_at": now,
+                       "updated_at": now, "version": 1} for pid in ids]
+        for k in range(0, n, 5000):
+            conn.execute(cover.insert(), guarantees[k:k + 5000])
     return uid, ids, big
 
 
@@ -171,6 +179,8 @@ def drive(engine, models, meta, uid, threads: int, batch: int = 200) -> Counter:
                     found += len(rows)
                     actor = Actor(uid[name], name)
                     for task_id, step in rows:
+                        if step == "second_review" and PEOPLE[name] == "manager":
+                            continue                               # left to risk (see the docstring)
                         try:
                             if step == "committee":
                                 wf.vote(task_id, "agree", actor, comment="同意")

@@ -1,7 +1,8 @@
 """An application through the standard route in headless chromium: submitted by
-the project manager, first review, second review (two people), a committee
-vote, to fee collection — each step by a different user, each through the
-screens people use (my tasks → the record → the action buttons)."""
+the project manager, returned to them to complete the file and resubmitted,
+first review, second review (by a manager, not the first reviewer), a
+committee vote, to fee collection — each step by a different user, each
+through the screens people use (my tasks → the record → the action buttons)."""
 from __future__ import annotations
 
 import random
@@ -12,7 +13,7 @@ from test_browser import _require_browser, launch, serving, signed_in
 from webfixtures import add_user, make_app
 
 pytestmark = pytest.mark.browser
-USERS = {"pm": "project_manager", "risk": "risk_officer", "boss": "manager",
+USERS = {"pm": "project_manager", "risk": "risk_officer", "boss": "manager", "gm": "manager",
          "c1": "committee_member", "c2": "committee_member", "fin": "finance"}
 
 
@@ -67,6 +68,23 @@ def test_application_through_reviews_and_committee(server, tmp_path):
         assert page.locator("#wf-actions").count() == 0       # the applicant has no task on their own application
         context.close()
 
+        context, page = open_my_task("risk")                   # 初审 sends the file back to the applicant
+        assert page.eval_on_selector_all("#wf-target option", "os => os.map(o => o.value)") == ["_applicant"]
+        page.fill("#wf-comment", "请补充近三年审计报告")
+        page.select_option("#wf-target", "_applicant")
+        page.click("#wf-return")
+        page.wait_for_selector(".alert-success")
+        assert step_shown(page) == "退回申请人补充资料"
+        context.close()
+
+        context, page = as_user("pm")
+        page.goto(f"{base}/e/guarantee_project/{project_id}")
+        assert "补充" in page.inner_text("#wf-with-applicant")
+        page.click("#wf-resubmit")
+        page.wait_for_selector(".alert-success")
+        assert step_shown(page) == "初审"                       # resume: restart
+        context.close()
+
         context, page = open_my_task("risk")
         page.fill("#wf-comment", "资料齐全，同意")
         page.click("#wf-approve")                               # the file is not complete: refused, listing what is missing
@@ -80,14 +98,11 @@ def test_application_through_reviews_and_committee(server, tmp_path):
         page.fill("#wf-comment", "资料齐全，同意")
         page.click("#wf-approve")
         page.wait_for_selector(".alert-success")
-        assert step_shown(page) == "复审"                       # second review: risk and boss must both approve
-        page.fill("#wf-comment", "风险可控")
-        page.click("#wf-approve")
-        page.wait_for_selector(".alert-success")
-        assert step_shown(page) == "复审"
+        assert step_shown(page) == "复审"                       # not the 初审 officer's: a manager's
+        assert page.locator("#wf-actions").count() == 0
         context.close()
 
-        context, page = open_my_task("boss")
+        context, page = open_my_task("gm")
         page.fill("#wf-comment", "同意上会")
         page.click("#wf-approve")
         page.wait_for_selector(".alert-success")
@@ -103,13 +118,13 @@ def test_application_through_reviews_and_committee(server, tmp_path):
                 or name == "c1"                                # the other's vote is secret until the meeting closes
             context.close()
 
-        context, page = open_my_task("boss")                   # the chairman votes last: 3 of 3 agree
+        context, page = open_my_task("boss")                   # the chairman (not gm, who did 复审) votes last
         page.fill("#wf-comment", "同意")
         page.click("#wf-agree")
         page.wait_for_selector(".alert-success")
         assert step_shown(page) == "费用收取"
         timeline = page.inner_text(".danbao-timeline")
-        for who in ("pm", "risk", "boss", "c1", "c2"):
+        for who in ("pm", "risk", "gm", "boss", "c1", "c2"):
             assert who in timeline
         assert "同意，关注应收账款" in timeline                    # votes are open once the meeting has closed
         assert page.locator("svg .danbao-step.current[data-step=fee_collection]").count() == 1

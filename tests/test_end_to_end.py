@@ -25,7 +25,7 @@ from webfixtures import add_user, jwt, make_app
 
 ENTITY = "guarantee_project"
 CAST = [("pm", "project_manager"), ("pm2", "project_manager"), ("risk", "risk_officer"), ("boss", "manager"),
-        ("fin", "finance"), ("c1", "committee_member"), ("c2", "committee_member"), ("c3", "committee_member"),
+        ("gm", "manager"), ("fin", "finance"), ("c1", "committee_member"), ("c2", "committee_member"), ("c3", "committee_member"),
         ("c4", "committee_member")]
 ZERO = Decimal("0.00")
 
@@ -153,9 +153,8 @@ def through_approval(co: Company, pid: int, start: dt.date) -> None:
     assert co.instance(pid)["step"] == "first_review"
     co.file_documents(pid, "application")
     co.approve("risk", pid)                            # 初审
-    co.approve("boss", pid)                            # 复审: manager and risk officer both
-    co.approve("risk", pid)
-    co.approve("boss", pid)                            # 总经理审批
+    co.approve("boss", pid)                            # 复审: a manager, not the 初审 risk officer
+    co.approve("gm", pid)                              # 总经理审批: the other manager (separation of duties)
     assert co.instance(pid)["step"] == "fee_collection"
     co.approve("fin", pid)                             # 费用收取
     refused = co.call("POST", f"/api/v1/tasks/{co.tasks('pm', pid)[0]['id']}/actions", "pm",

@@ -16,8 +16,9 @@ from webfixtures import add_user, jwt, make_app
 
 ENTITY = "guarantee_project"
 #: pm2 submits (and also holds risk_officer, so self-approval is really tested);
-#: pm is the A角; boss holds manager (second review and the committee's chairman)
+#: pm is the A角; gm (manager) does the second review, boss (manager) chairs the committee
 CAST = [("pm", "project_manager"), ("pm2", "project_manager"), ("risk", "risk_officer"), ("boss", "manager"),
+        ("gm", "manager"),
         ("fin", "finance"), ("c1", "committee_member"), ("c2", "committee_member"), ("c3", "committee_member"),
         ("c4", "committee_member"), ("clerk", "auditor")]
 
@@ -104,18 +105,18 @@ def test_a_project_from_submission_to_fee_collection(world):
     again = _act(c, h["risk"], task["id"], action="approve")
     assert again.status_code == 409                                                     # done already
 
-    # second review: manager and risk officer, both must approve
+    # second review: the managers, not the risk officer who did the first review (one approval moves on)
     view = _view(c, h["pm2"], p)["instances"][0]
     assert view["step"] == "second_review"
-    assert {t["user_id"]: t["status"] for t in view["tasks"]} == {uid["boss"]: "open", uid["risk"]: "open"}
+    assert {t["user_id"]: t["status"] for t in view["tasks"]} == {uid["boss"]: "open", uid["gm"]: "open"}
     assert [s["step"] for s in view["path_ahead"]] == ["committee", "fee_collection", "contract_signing",
                                                         "loan_confirmation", "in_force"]
-    risk_task = _task_of(c, h["risk"], p)
-    resp = _vote(c, h["risk"], risk_task["id"])
-    assert resp.status_code == 409                                                      # not a committee step
-    resp = _act(c, h["boss"], _task_of(c, h["boss"], p)["id"], action="approve")
-    assert resp.status_code == 200 and resp.get_json()["step_after"] == "second_review"
-    resp = _act(c, h["risk"], risk_task["id"], action="approve")
+    assert [s["step"] for s in view["return_targets"]] == ["_applicant", "first_review"]
+    assert [s["label"] for s in view["return_targets"]] == ["退回申请人补充资料", "初审"]
+    gm_task = _task_of(c, h["gm"], p)
+    resp = _vote(c, h["gm"], gm_task["id"])
+    assert resp.status_code == 409 and resp.get_json()["code"] == "WF023"                 # not a committee step
+    resp = _act(c, h["gm"], gm_task["id"], action="approve")
     assert resp.status_code == 200 and resp.get_json()["step_after"] == "committee"
 
     # committee: four members and the chairman (the manager), secret ballot
@@ -153,8 +154,7 @@ def test_a_project_from_submission_to_fee_collection(world):
     assert {v["user_id"] for v in after["votes"]} == {uid[n] for n in voters}
     assert not any(a["hidden"] for a in after["timeline"])
     actions = [a["action"] for a in after["timeline"]]
-    assert actions == ["start", "approve", "approve", "approve", "vote", "vote", "vote", "vote", "vote",
-                       "meeting_passed"]
+    assert actions == ["start", "approve", "approve", "vote", "vote", "vote", "vote", "vote", "meeting_passed"]
     assert after["timeline"][0]["comment"] == "请审" and after["timeline"][0]["user_id"] == uid["pm2"]
 
     # fee collection: the finance user's task; the project is approved
@@ -167,8 +167,8 @@ def test_a_project_from_submission_to_fee_collection(world):
     assert _task_of(c, h["pm"], p)["step"] == "contract_signing"
 
     done = c.get("/api/v1/tasks/done", headers=h["risk"]).get_json()["result"]
-    assert [d["action"] for d in done] == ["approve", "approve"]
-    assert done[0]["step"] == "second_review" and done[1]["comment"] == "材料齐全"
+    assert [d["action"] for d in done] == ["approve"]
+    assert done[0]["step"] == "first_review" and done[0]["comment"] == "材料齐全"
     assert done[0]["record_title"] == before["record_title"]
     assert len(c.get("/api/v1/tasks/done?limit=1", headers=h["risk"]).get_json()["result"]) == 1
     assert c.get("/api/v1/tasks/done?limit=0", headers=h["risk"]).status_code == 400
@@ -255,7 +255,7 @@ def test_chairman_closes_the_meeting(world):
     p = make_project(app, uid["pm"], amount="4000000", fee_rate="0.02")
     iid = c.post(f"/api/v1/{ENTITY}/{p}/workflow", json={"workflow": "project_standard"},
                  headers=h["pm2"]).get_json()["instance_id"]
-    for name in ["risk", "boss", "risk"]:
+    for name in ["risk", "gm"]:
         assert _act(c, h[name], _task_of(c, h[name], p)["id"], action="approve").status_code == 200
     for name in ["c1", "c2", "c3", "c4"]:
         assert _vote(c, h[name], _task_of(c, h[name], p)["id"]).status_code == 200

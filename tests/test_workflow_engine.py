@@ -138,7 +138,7 @@ def vote(w: WfWorld, iid: int, **votes: str):
 def at_committee(w: WfWorld, amount="5000000") -> tuple[int, int]:
     p = w.project(amount)
     iid = w.start(p)
-    approve(w, iid, "risk", "boss", "risk")
+    approve(w, iid, "risk", "gm")                   # 初审, 复审 (gm: boss stays free to chair)
     assert w.instance(iid).step == "committee"
     return p, iid
 
@@ -218,11 +218,9 @@ def test_standard_route_with_committee_ends_in_force(world):
                                    "loan_confirmation", "in_force"]
     out = approve(world, iid, "risk")
     assert (out.step_before, out.step_after, out.state) == ("first_review", "second_review", "running")
-    assert world.tasks(iid) == {"risk": "open", "boss": "open"}      # mode all
-    assert approve(world, iid, "boss").step_after == "second_review"
-    assert world.tasks(iid, status=None) == {"risk": "open", "boss": "approved"}
-    assert approve(world, iid, "risk").step_after == "committee"
-    assert world.tasks(iid) == {n: "open" for n in ("boss", "c1", "c2", "c3", "c4")}   # the chairman votes too
+    assert world.tasks(iid) == {"boss": "open", "gm": "open"}        # not the 初审 risk officer; mode any
+    assert approve(world, iid, "gm").step_after == "committee"
+    assert world.tasks(iid) == {n: "open" for n in ("boss", "c1", "c2", "c3", "c4")}   # not gm: 复审
     vote(world, iid, c1="agree", c2="agree", c3="agree", c4="agree")
     assert vote(world, iid, boss="agree").step_after == "fee_collection"
     assert world.value(ENTITY, p, "status") == "approved"           # set: on entering fee collection
@@ -239,14 +237,14 @@ def test_standard_route_with_committee_ends_in_force(world):
     assert world.value(ENTITY, p, "status") == "guaranteeing"
     assert world.log(iid) == [
         ("start", "first_review", "pm2", None), ("approve", "first_review", "risk", None),
-        ("approve", "second_review", "boss", None), ("approve", "second_review", "risk", None),
+        ("approve", "second_review", "gm", None),
         ("vote", "committee", "c1", "agree"), ("vote", "committee", "c2", "agree"),
         ("vote", "committee", "c3", "agree"), ("vote", "committee", "c4", "agree"),
         ("vote", "committee", "boss", "agree"), ("meeting_passed", "committee", "system", None),
         ("approve", "fee_collection", "fin", None), ("approve", "contract_signing", "pm", None),
         ("approve", "loan_confirmation", "fin", None)]
     assert {a.workflow_version for a in wf.timeline(iid)} == {"2026.1"}
-    assert [d.action for d in wf.done_by(world.uid["risk"])] == ["approve", "approve"]
+    assert [d.action for d in wf.done_by(world.uid["risk"])] == ["approve"]
     assert wf.open_tasks(world.uid["fin"]) == []
 
 
@@ -255,17 +253,17 @@ def test_standard_route_with_committee_ends_in_force(world):
 def test_amount_routes_to_committee_or_sign_off(world, amount, route):
     p = world.project(amount)
     iid = world.start(p)
-    approve(world, iid, "risk", "boss", "risk")
+    approve(world, iid, "risk", "gm")
     assert world.instance(iid).step == route
     if route == "sign_off":
-        assert world.tasks(iid) == {"boss": "open"}
+        assert world.tasks(iid) == {"boss": "open"}                 # not gm, who did 复审
         assert approve(world, iid, "boss").step_after == "fee_collection"
 
 
 def test_requires_refuses_with_the_metadata_message_and_changes_nothing(world):
     p = world.project("1000000", start_date=None)
     iid = world.start(p)
-    approve(world, iid, "risk", "boss", "risk", "boss")
+    approve(world, iid, "risk", "gm", "boss")
     assert world.instance(iid).step == "fee_collection"
     before = snapshot(world, iid)
     with pytest.raises(Refused) as exc:
@@ -322,7 +320,7 @@ def test_return_to_a_step_already_passed(world):
     before = snapshot(world, iid)
     for target in ("committee", "sign_off", "second_review", "in_force", "no_such_step", None):
         msg = refused(world.wf().act, task, "return", world.actor("boss"), comment="补充材料", target_step=target)
-        assert "only return to a step already passed (first_review)" in msg
+        assert "only return to a step already passed (the applicant, First review)" in msg
     assert snapshot(world, iid) == before
     round_before = world.instance(iid).round
     out = world.wf().act(task, "return", world.actor("boss"), comment="补充材料", target_step="first_review")
@@ -340,10 +338,10 @@ def test_return_cannot_jump_forward_to_a_step_a_return_left_behind(world):
     task = world.task("risk", iid)
     # committee and second_review were passed before the return, not on the way to first_review now
     for target in ("committee", "second_review"):
-        assert "already passed (-)" in refused(world.wf().act, task, "return", world.actor("risk"),
-                                               comment="x", target_step=target)
+        assert "already passed (the applicant)" in refused(world.wf().act, task, "return", world.actor("risk"),
+                                                           comment="x", target_step=target)
     approve(world, iid, "risk")
-    assert "already passed (first_review)" in refused(world.wf().act, world.task("boss", iid), "return",
+    assert "already passed (the applicant, First review)" in refused(world.wf().act, world.task("boss", iid), "return",
                                                       world.actor("boss"), comment="x", target_step="committee")
 
 
@@ -446,7 +444,7 @@ def test_a_delegated_task_keeps_the_time_limit(world):
     world.wf().act(world.task("risk", iid), "delegate", world.actor("risk"), user_id=world.uid["clerk"])
     world.clock.advance(hours=49)
     assert world.wf().process_timeouts() == 1
-    assert world.tasks(iid) == {"clerk": "open", "boss": "open"}      # escalated to the manager
+    assert world.tasks(iid) == {"clerk": "open", "boss": "open", "gm": "open"}   # escalated to the managers
     assert world.actions(iid)[-1] == "escalate"
 
 
@@ -456,14 +454,15 @@ def test_add_approver(world):
     assert "applicant" in refused(wf.act, world.task("risk", iid), "add_approver", world.actor("risk"),
                                   user_id=world.uid["pm2"])
     approve(world, iid, "risk")
-    # mode all: the added colleague must approve too
+    # mode any at 复审: the added colleague is one more who may approve
     wf.act(world.task("boss", iid), "add_approver", world.actor("boss"), user_id=world.uid["clerk"], comment="请法务看")
-    assert world.tasks(iid) == {"risk": "open", "boss": "open", "clerk": "open"}
+    assert world.tasks(iid) == {"boss": "open", "gm": "open", "clerk": "open"}
     assert world.log(iid)[-1] == ("add_approver", "second_review", "boss", str(world.uid["clerk"]))
-    assert "already asked" in refused(wf.act, world.task("risk", iid), "add_approver", world.actor("risk"),
+    assert "already asked" in refused(wf.act, world.task("gm", iid), "add_approver", world.actor("gm"),
                                       user_id=world.uid["clerk"])
-    approve(world, iid, "boss", "risk")
-    assert world.instance(iid).step == "second_review"
+    # the 初审 risk officer cannot be added back: separation of duties
+    assert "signed an earlier level" in refused(wf.act, world.task("gm", iid), "add_approver", world.actor("gm"),
+                                                user_id=world.uid["risk"])
     assert approve(world, iid, "clerk").step_after == "committee"
     added = [t for t in wf.tasks_of(iid) if t.user_id == world.uid["clerk"]][0]
     assert added.added_by_id == world.uid["boss"]
@@ -507,7 +506,7 @@ def test_the_applicant_gets_no_task_even_holding_the_reviewing_role(world):
     iid = world.start(world.project())
     assert world.tasks(iid) == {"risk": "open"}
     approve(world, iid, "risk")
-    assert world.tasks(iid) == {"risk": "open", "boss": "open"}
+    assert world.tasks(iid) == {"boss": "open", "gm": "open"}
     assert world.wf().open_tasks(world.uid["pm2"]) == []
     # and with nobody else in the role, the start is refused: nobody could review
     world.drop_role("risk_officer")
@@ -521,7 +520,7 @@ def test_the_applicant_gets_no_task_even_holding_the_reviewing_role(world):
 def test_a_step_whose_role_has_no_users_refuses_and_changes_nothing(world):
     p = world.project("1000000")
     iid = world.start(p)
-    approve(world, iid, "risk", "boss", "risk")
+    approve(world, iid, "risk", "gm")
     assert world.instance(iid).step == "sign_off"
     world.drop_role("finance")
     before = snapshot(world, iid)
@@ -677,7 +676,7 @@ def test_chairman_veto(world):
     out = vote(world, iid, boss="disagree")
     assert (out.step_after, out.state) == ("rejected", "rejected")
     assert world.actions(iid)[-1] == "meeting_vetoed"
-    v = [r for r, _ in world.wf().meeting_votes(iid) if r.username == "boss"][0]
+    v = [r for r in world.wf().meeting_votes(iid) if r.username == "boss"][0]
     assert v.chairman and v.vote == "disagree"
 
 
@@ -693,7 +692,7 @@ def test_defer_starts_a_new_meeting_at_the_same_step(world):
     assert world.actions(iid)[-1] == "meeting_deferred"
     vote(world, iid, c1="agree", c2="agree", c3="agree", c4="agree")
     assert vote(world, iid, boss="agree").step_after == "fee_collection"
-    rounds = [r.round for r, _ in world.wf().meeting_votes(iid)]
+    rounds = [r.round for r in world.wf().meeting_votes(iid)]
     assert rounds == [first] * 5 + [first + 1] * 5
 
 
@@ -721,7 +720,7 @@ def test_secret_votes_are_hidden_from_others_until_the_meeting_closes(world):
     wf = world.wf()
 
     def seen(viewer):
-        return {v.username: (None if hidden else v.vote) for v, hidden in wf.meeting_votes(iid, world.uid[viewer])}
+        return {v.username: (None if v.hidden else v.vote) for v in wf.meeting_votes(iid, world.uid[viewer])}
     assert seen("c1") == {"c1": "disagree", "c2": None}
     assert seen("c2") == {"c1": None, "c2": "agree"}
     assert seen("fin") == {"c1": None, "c2": None}
@@ -760,6 +759,7 @@ def test_two_thirds_pass_in_the_compensation_committee(world):
     p = world.project()
     world.set(ENTITY, p, status="overdue")
     iid = world.start(p, "project_compensation")
+    world.set_roles("gm", [])                                       # one chairman: six members in all
     approve(world, iid, "risk")
     assert world.tasks(iid) == {n: "open" for n in ("boss", "c1", "c2", "c3", "c4", "c5")}
     vote(world, iid, c1="agree", c2="agree", c3="agree", c4="disagree", c5="disagree")
@@ -774,7 +774,7 @@ def test_escalation_adds_the_escalate_to_people_once(world):
     assert world.wf().process_timeouts() == 0
     world.clock.advance(hours=2)
     assert world.wf().process_timeouts() == 2                       # both risk officers' tasks were overdue
-    assert world.tasks(iid) == {"risk": "open", "risk2": "open", "boss": "open"}
+    assert world.tasks(iid) == {"risk": "open", "risk2": "open", "boss": "open", "gm": "open"}
     assert world.actions(iid) == ["start", "escalate"]
     world.clock.advance(hours=100)
     assert world.wf().process_timeouts() == 0
@@ -787,8 +787,8 @@ def test_escalation_skips_people_already_asked(world):
     iid = world.start(world.project())
     world.clock.advance(hours=49)
     world.wf().process_timeouts()
-    assert world.tasks(iid) == {"risk": "open", "boss": "open"}
-    assert len(world.wf().tasks_of(iid, world.instance(iid).round)) == 2
+    assert world.tasks(iid) == {"risk": "open", "boss": "open", "gm": "open"}
+    assert len(world.wf().tasks_of(iid, world.instance(iid).round)) == 3
 
 
 def test_remind_logs_once_per_task(world):
@@ -813,8 +813,7 @@ def test_a_running_record_keeps_its_workflow_version(world, v2_pack):
     assert [s.key for s in meta2.workflows[STANDARD].steps] == ["first_review", "in_force", "rejected", "withdrawn"]
     wf2 = world.wf(meta=meta2, models=models2)
     # the instance in flight follows its stored definition, conditions included
-    wf2.act(world.task("boss", old_iid), "approve", world.actor("boss"))
-    out = wf2.act(world.task("risk", old_iid), "approve", world.actor("risk"))
+    out = wf2.act(world.task("gm", old_iid), "approve", world.actor("gm"))
     assert out.step_after == "committee"
     assert wf2.path_ahead(world.instance(old_iid))[:2] == ["fee_collection", "contract_signing"]
     for name in ("c1", "c2", "c3", "c4", "boss"):
@@ -1078,8 +1077,10 @@ def test_simultaneous_approvals_make_exactly_one_transition(database_url, same_t
             assert world.actions(iid) == ["start", "approve"]
             statuses = [t.status for t in world.wf().tasks_of(iid, first)]
             assert statuses.count("approved") == 1
-            # the next step entered once: everyone of manager and risk_officer asked once
-            assert sorted(world.tasks(iid)) == sorted(["boss"] + names)
+            approver = world.name_of(next(t.user_id for t in world.wf().tasks_of(iid, first)
+                                          if t.status == "approved"))
+            # the next step entered once: every manager and risk officer asked once, but the first reviewer
+            assert sorted(world.tasks(iid)) == sorted(["boss", "gm"] + [n for n in names if n != approver])
             assert len(world.wf().tasks_of(iid, first + 1)) == len(names) + 1
             assert len(world.wf().tasks_of(iid)) == 2 * len(names) + 1
     finally:
@@ -1111,7 +1112,7 @@ def test_simultaneous_votes_retried_decide_the_meeting_once(database_url):
         assert sorted(r.step_after for r in results) == ["committee"] * 4 + ["fee_collection"]
         log = world.actions(iid)
         assert log.count("vote") == 5 and log.count("meeting_passed") == 1
-        assert sorted(v.username for v, _ in world.wf().meeting_votes(iid)) == sorted(members)
+        assert sorted(v.username for v in world.wf().meeting_votes(iid)) == sorted(members)
         assert world.instance(iid).step == "fee_collection"
     finally:
         world.close()

@@ -58,12 +58,21 @@ def test_submit_review_return_and_tasks(app):
     refused = risk.post(f"/workflows/task/{task}", data={"action": "reject", "comment": ""}, follow_redirects=True)
     assert "请填写意见" in refused.text and 'id="wf-step-' in refused.text and ">初审<" in refused.text
     risk.post(f"/workflows/task/{task}", data={"action": "approve", "comment": "同意"})
-    record = risk.get(f"/e/guarantee_project/{pid}").text
-    assert ">复审<" in record and 'value="first_review"' in record      # return offers the step already passed
-    back = risk.post(f"/workflows/task/{_task_id(record)}", data={
+    assert 'id="wf-actions"' not in risk.get(f"/e/guarantee_project/{pid}").text   # 复审 is not the 初审 officer's
+    boss = login(app.test_client(), "boss")
+    record = boss.get(f"/e/guarantee_project/{pid}").text
+    assert ">复审<" in record
+    # return offers the applicant and the step already passed, never the current step or one ahead
+    assert re.findall(r'<option value="([a-z_]+)">', record.split('id="wf-target"')[1].split("</select>")[0]) \
+        == ["_applicant", "first_review"]
+    back = boss.post(f"/workflows/task/{_task_id(record)}", data={
         "action": "return", "target_step": "first_review", "comment": "补充财务报表"}, follow_redirects=True)
     assert ">初审<" in back.text and "补充财务报表" in back.text
-    done = risk.get("/workflows/tasks/?tab=done").text
+    # back at 初审 the later step is no target: only the applicant
+    record = risk.get(f"/e/guarantee_project/{pid}").text
+    assert re.findall(r'<option value="([a-z_]+)">', record.split('id="wf-target"')[1].split("</select>")[0]) \
+        == ["_applicant"]
+    done = boss.get("/workflows/tasks/?tab=done").text
     assert "补充财务报表" in done and "退回" in done
 
 

@@ -39,7 +39,7 @@ ENTITY = "guarantee_project"
 #: committee votes with the chairman (boss).
 PEOPLE = {
     "pm": ["project_manager"], "pm2": ["project_manager"], "risk": ["risk_officer"],
-    "boss": ["manager"], "fin": ["finance"],
+    "boss": ["manager"], "gm": ["manager"], "fin": ["finance"],
     "c1": ["committee_member"], "c2": ["committee_member"], "c3": ["committee_member"], "c4": ["committee_member"],
     "clerk": [],
 }

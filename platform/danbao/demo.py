@@ -54,12 +54,16 @@ def ensure_admin(app, password: str) -> bool:
 
 
 #: Demo staff: (login, family name, given name, role). They share the admin's password.
+#: Two risk officers and two managers, so every approval level has someone who
+#: did not sign the level before it.
 STAFF = [("zhangwei", "张", "伟", "project_manager"), ("liuyang", "刘", "洋", "project_manager"),
          ("lina", "李", "娜", "risk_officer"), ("wangqiang", "王", "强", "manager"),
          ("zhaomin", "赵", "敏", "finance"), ("chenjing", "陈", "静", "committee_member"),
          ("zhoujie", "周", "杰", "committee_member"), ("sunli", "孙", "丽", "committee_member"),
          ("wujun", "吴", "军", "committee_member"), ("zhengyu", "郑", "宇", "auditor"),
-         ("zhaolei", "赵", "磊", "department_head")]
+         ("zhaolei", "赵", "磊", "department_head"),
+         # separation of duties: 复审 is not the 初审 risk officer, 总经理审批 not the 复审 manager
+         ("huangmin", "黄", "敏", "risk_officer"), ("yangfan", "杨", "帆", "manager")]
 #: Demo departments (部门): name, code, head, members. Data permissions follow them:
 #: 赵磊 (业务一部部长) sees 张伟's projects, not 刘洋's.
 DEPARTMENTS = [("业务一部", "BD1", "zhaolei", [("zhangwei", "客户经理")]),

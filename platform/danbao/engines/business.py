@@ -29,6 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 
+from danbao.engines import product_routes as _product_routes  # noqa: F401  (the product's routes filter)
 from danbao.engines.actions import ActionContext, workflow_action
 from danbao.engines.fees import FeeError, follow_unpaid, schedule_lines
 from danbao.engines.projects import customer_of, in_force_statuses

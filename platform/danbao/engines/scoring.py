@@ -233,6 +233,27 @@ def cards_for(meta: Meta, entity: str) -> list[ScorecardMeta]:
     return [c for c in meta.scorecards.values() if c.entity == entity and c.active]
 
 
+def card_for(meta: Meta, entity: str, product: str | None = None) -> ScorecardMeta | None:
+    """The card a score of an ``entity`` record uses when none is named.
+
+    A product's ``scorecards:`` (customer kind -> card) decides it: with a
+    product context (the project being reviewed, or a product named by the
+    caller), the first of its cards that scores this entity; without one, or
+    when the product names no card for this entity, the entity's first
+    active card (the pack's order). A customer may have projects of several
+    products, so the context comes with the request, never from the
+    customer alone. Products are metadata (``Meta.products``): no business
+    engine is imported here."""
+    cards = cards_for(meta, entity)
+    chosen = meta.products.get(product or "")
+    if chosen is not None:
+        for code in chosen.scorecards.values():
+            card = meta.scorecards.get(code)
+            if card is not None and card in cards:
+                return card
+    return cards[0] if cards else None
+
+
 def customer_values(session, models, meta: Meta, card: ScorecardMeta, record_id: int, as_of: dt.date):
     """(values, latest statement period or None, has previous) for one customer."""
     em = meta.entity(card.entity)

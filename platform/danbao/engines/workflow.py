@@ -10,6 +10,11 @@ reminds, escalates or decides overdue steps.
 
 Rules that hold whatever the metadata says:
 * nobody acts on a record they submitted (no tasks are made for the starter);
+* a step's ``separate_from`` and ``recuse`` (see ``_excluded``) keep people off
+  it: no task, not counted in a quorum, refused if they act anyway;
+* a return goes back only along the path taken (``return_targets``): never to
+  the current step or one ahead; to the applicant (``APPLICANT``) where the
+  workflow declares ``on_return_to_applicant``, who then resubmits;
 * only the current step's open task of the acting user can be acted on;
 * every state change bumps ``lock`` with a compare-and-set, so two people
   acting at once produce exactly one transition (the other gets Conflict and
@@ -18,7 +23,9 @@ Rules that hold whatever the metadata says:
 * a record finishes under the workflow version it started with (the
   definition is stored with the instance).
 
-No Flask here; the web layer maps the exceptions to pages and HTTP codes.
+Every refusal is a ``Refused`` with a WF code (engines/workflow_codes.py);
+the web layer maps its kind to pages and HTTP codes, never its words.
+No Flask here.
 """
 from __future__ import annotations
 
@@ -32,7 +39,10 @@ import sqlalchemy as sa
 
 from danbao.engines.coerce import CONTROL_CHARS
 from danbao.engines.actions import ActionContext, run_actions
+from danbao.engines import workflow_codes as wfc
 from danbao.engines.records import Actor, Conflict, NotFound, RecordService
+from danbao.engines.refusals import Refusal
+from danbao.engines.routing import allowed_routes
 from danbao.engines.transactions import all_or_nothing
 from danbao.engines.users import USER_ROLE_TABLE, ROLE_TABLE, USER_TABLE
 from danbao.expr import ExprError, row_values
@@ -48,14 +58,43 @@ VOTES = ("agree", "disagree", "defer")
 MEETING_ACTIONS = {"passed": "meeting_passed", "rejected": "meeting_rejected", "vetoed": "meeting_vetoed",
                    "deferred": "meeting_deferred", "no_quorum": "meeting_noquorum"}
 SYSTEM_ACTOR = Actor(user_id=None, username="system")
+_EXCLUDED_MESSAGES = {
+    wfc.SEPARATED: Label("您已在前面的审批环节签署过意见，不能再处理本环节（审批职责分离）",
+                         "You signed an earlier level of this application: you cannot act at this step "
+                         "(separation of duties)"),
+    wfc.RECUSED: Label("您与该申请有关联，须回避本环节", "You are connected to this application: you are recused "
+                                                  "from this step"),
+}
 
 
-class Refused(Exception):
-    """The action is not allowed now; ``message`` says why, in both languages."""
+#: the pseudo-step of a record returned to its applicant (补充资料); step keys are
+#: safe names and cannot start with ``_``, so it never collides with a real step
+APPLICANT = "_applicant"
+APPLICANT_LABEL = Label("退回申请人补充资料", "Returned to the applicant")
+APPLICANT_NAME = Label("申请人（补充资料）", "the applicant")
 
-    def __init__(self, message: Label):
-        super().__init__(message.en)
-        self.message = message
+
+class Refused(Refusal):
+    """The action is not allowed now; ``message`` says why, in both languages,
+    and ``code`` (a WF code) what kind of refusal it is. Step actions of the
+    business (engines/business.py) raise it without a code: WF032."""
+
+    def __init__(self, message: Label, code: str = wfc.STEP_ACTION, *, field: str | None = None):
+        super().__init__(code, message, field=field)
+
+
+class Shown(dict):
+    """A log row or a vote as one viewer may see it (``hidden``: a secret vote
+    of an open meeting, its vote and comment blanked); attribute access like a row."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_EVERYONE = object()      # timeline(): no viewer, nothing hidden (the audit view)
 
 
 @dataclass(frozen=True)
@@ -87,10 +126,11 @@ class WorkflowEngine:
         priority whose ``applies_if`` holds; none for a group already running."""
         values = self.record_values(entity, record_id)
         running = {json.loads(r.definition).get("group", r.workflow) for r in self._running(entity, record_id)}
+        allowed = allowed_routes(self.meta, entity, values)     # None: no extension has a say
         chosen: dict[str, WorkflowMeta] = {}
         for wf in sorted((w for w in self.meta.workflows.values() if w.entity == entity and w.active),
                          key=lambda w: (w.priority, w.code)):
-            if wf.group in chosen or wf.group in running:
+            if wf.group in chosen or wf.group in running or (allowed is not None and wf.code not in allowed):
                 continue
             cond = self.meta.expressions.get(workflow_key(wf.code, "applies_if"))
             if cond is None or cond.holds(values, today=self.clock().date()):
@@ -108,10 +148,11 @@ class WorkflowEngine:
         self._record(entity, record_id)
         wf = self.meta.workflows.get(code)
         if wf is None or wf not in self.candidates(entity, record_id):
-            raise Refused(Label("该流程现在不能发起（条件不满足或已在进行中）",
-                                "This workflow cannot start now (its condition does not hold or it is running)"))
+            raise Refused(Label("该流程现在不能发起（条件不满足、不是该产品的审批流程或已在进行中）",
+                                "This workflow cannot start now (its condition does not hold, the record's "
+                                "product names another route, or it is running)"), wfc.CANNOT_START)
         if not self.may_start(wf, record_id, actor.user_id):
-            raise Refused(Label("您不能发起该流程", "You may not start this workflow"))
+            raise Refused(Label("您不能发起该流程", "You may not start this workflow"), wfc.MAY_NOT_START)
         now = self.clock()
         with self._transaction():
             instance_id = self.session.execute(self.instances.insert().values(
@@ -130,19 +171,18 @@ class WorkflowEngine:
         """One action on one task (see ACTIONS). ``target_step`` for return,
         ``user_id`` for delegate/add_approver, ``until`` for delegate."""
         if action not in ACTIONS:
-            raise Refused(Label(f"未知操作：{action}", f"unknown action: {action}"))
+            raise Refused(Label(f"未知操作：{action}", f"unknown action: {action}"), wfc.UNKNOWN_ACTION,
+                          field="action")
         comment = (comment or "").strip()
         task, inst, wf = self._my_task(task_id, actor)
         step = wf.step(inst.step)
         if step.kind == "committee" and action in ("approve", "reject"):
-            raise Refused(Label("审保会环节请投票", "This is a committee step: vote instead"))
-        if action in ("reject", "return") and not comment:
-            raise Refused(Label("请填写意见", "A comment is required"))
+            raise Refused(Label("审保会环节请投票", "This is a committee step: vote instead"), wfc.VOTE_INSTEAD)
+        if action in ("reject", "return", "comment") and not comment:
+            raise Refused(Label("请填写意见", "A comment is required"), wfc.COMMENT_REQUIRED, field="comment")
         now = self.clock()
         with self._transaction():
             if action == "comment":
-                if not comment:
-                    raise Refused(Label("请填写意见", "A comment is required"))
                 self._log(inst.id, wf, inst.step, inst.round, "comment", actor, comment, task_id=task_id, now=now)
                 return Outcome(inst.id, inst.step, inst.step, inst.state)
             self._bump(inst)
@@ -160,25 +200,29 @@ class WorkflowEngine:
                           target=wf.reject_to, now=now)
                 after, state = self._move(inst, wf, wf.reject_to, actor, now)
             elif action == "return":
-                visited = self._visited(inst.id)
-                if target_step not in visited or target_step == inst.step or not wf.has_step(target_step) \
-                        or wf.step(target_step).is_end:
-                    names = ", ".join(k for k in visited if k != inst.step) or "-"
-                    raise Refused(Label(f"只能退回到已经过的环节（{names}）",
-                                        f"You can only return to a step already passed ({names})"))
+                targets = self.return_targets(inst, wf)
+                if target_step not in targets:
+                    shown = [APPLICANT_NAME if k == APPLICANT else wf.step(k).label for k in targets]
+                    raise Refused(Label(f"只能退回到已经过的环节（{'、'.join(x.zh for x in shown) or '无'}）",
+                                        f"You can only return to a step already passed "
+                                        f"({', '.join(x.en for x in shown) or '-'})"),
+                                  wfc.NOT_A_RETURN_TARGET, field="target_step")
                 self._close_task(task, "returned", now)
                 self._log(inst.id, wf, inst.step, inst.round, "return", actor, comment, task_id=task_id,
                           target=target_step, now=now)
-                after, state = self._move(inst, wf, target_step, actor, now)
+                if target_step == APPLICANT:
+                    after, state = self._to_applicant(inst, wf, actor, now)
+                else:
+                    after, state = self._move(inst, wf, target_step, actor, now)
             elif action == "delegate":
-                self._check_colleague(user_id, inst, task)
+                self._check_colleague(user_id, inst, task, wf, step)
                 self._close_task(task, "delegated", now)
                 self._add_task(inst, step.key, user_id, now, delegated_from=actor.user_id, until=until,
                                position=task.position, status="open", due=task.due_at)
                 self._log(inst.id, wf, inst.step, inst.round, "delegate", actor, comment, task_id=task_id,
                           target=str(user_id), now=now)
             elif action == "add_approver":
-                self._check_colleague(user_id, inst, task)
+                self._check_colleague(user_id, inst, task, wf, step)
                 position = self._max_position(inst) + 1
                 self._add_task(inst, step.key, user_id, now, added_by=actor.user_id, position=position,
                                status="waiting" if step.mode == "sequence" else "open")
@@ -190,15 +234,17 @@ class WorkflowEngine:
         """A committee member's vote, signed with a comment; the meeting is
         decided when every invited member has voted (or ``close_meeting``)."""
         if vote not in VOTES:
-            raise Refused(Label(f"表决应为：{', '.join(VOTES)}", f"vote must be one of {', '.join(VOTES)}"))
+            raise Refused(Label(f"表决应为：{', '.join(VOTES)}", f"vote must be one of {', '.join(VOTES)}"),
+                          wfc.BAD_VOTE, field="vote")
         comment = (comment or "").strip()
         if not comment:
-            raise Refused(Label("表决须签署意见", "A vote must carry a signed comment"))
+            raise Refused(Label("表决须签署意见", "A vote must carry a signed comment"), wfc.COMMENT_REQUIRED,
+                          field="comment")
         _check_text(comment)
         task, inst, wf = self._my_task(task_id, actor)
         step = wf.step(inst.step)
         if step.kind != "committee":
-            raise Refused(Label("该环节不是审保会", "This step is not a committee"))
+            raise Refused(Label("该环节不是审保会", "This step is not a committee"), wfc.NOT_A_COMMITTEE)
         now = self.clock()
         with self._transaction():
             self._bump(inst)
@@ -217,11 +263,12 @@ class WorkflowEngine:
     def close_meeting(self, instance_id: int, actor: Actor, *, comment: str = "") -> Outcome:
         """The chairman closes the meeting with the votes cast so far."""
         inst, wf = self._instance(instance_id)
+        if inst.state != "running" or not wf.has_step(inst.step) or wf.step(inst.step).kind != "committee":
+            raise Refused(Label("当前没有进行中的审保会", "No committee meeting is open"), wfc.NOT_A_COMMITTEE)
         step = wf.step(inst.step)
-        if inst.state != "running" or step.kind != "committee":
-            raise Refused(Label("当前没有进行中的审保会", "No committee meeting is open"))
         if actor.user_id not in self._chairmen(wf, step, inst):
-            raise Refused(Label("只有主任委员可以结束会议", "Only the chairman can close the meeting"))
+            raise Refused(Label("只有主任委员可以结束会议", "Only the chairman can close the meeting"),
+                          wfc.ONLY_CHAIRMAN)
         now = self.clock()
         with self._transaction():
             self._bump(inst)
@@ -230,25 +277,79 @@ class WorkflowEngine:
         return Outcome(inst.id, inst.step, after, state)
 
     def withdraw(self, instance_id: int, actor: Actor, *, comment: str = "") -> Outcome:
-        """The applicant takes the record back, before anyone has acted on it."""
+        """The applicant takes the record back, before anyone has acted on it
+        (or while it is returned to them: instead of resubmitting)."""
         inst, wf = self._instance(instance_id)
         if inst.state != "running":
-            raise Refused(Label("流程已结束", "The workflow has finished"))
+            raise Refused(Label("流程已结束", "The workflow has finished"), wfc.FINISHED)
         if inst.started_by_id != actor.user_id:
-            raise Refused(Label("只有发起人可以撤回", "Only the applicant can withdraw"))
+            raise Refused(Label("只有发起人可以撤回", "Only the applicant can withdraw"), wfc.ONLY_APPLICANT)
         if not wf.withdraw_to:          # a finished instance always rests on an end step
-            raise Refused(Label("该流程不能撤回", "This workflow cannot be withdrawn (it declares no withdraw_to)"))
+            raise Refused(Label("该流程不能撤回", "This workflow cannot be withdrawn (it declares no withdraw_to)"),
+                          wfc.NO_WITHDRAW)
         acted = self.session.execute(sa.select(sa.func.count()).select_from(self.actions).where(
             self.actions.c.instance_id == inst.id,
             self.actions.c.action.notin_(("start", "comment", "remind", "escalate")))).scalar_one()
-        if acted:
-            raise Refused(Label("已有人处理，不能撤回", "Someone has already acted: it can no longer be withdrawn"))
+        if acted and inst.step != APPLICANT:
+            raise Refused(Label("已有人处理，不能撤回", "Someone has already acted: it can no longer be withdrawn"),
+                          wfc.NO_WITHDRAW)
         now = self.clock()
         with self._transaction():
             self._bump(inst)
             self._log(inst.id, wf, inst.step, inst.round, "withdraw", actor, comment, target=wf.withdraw_to, now=now)
             after, _ = self._move(inst, wf, wf.withdraw_to, actor, now, state="withdrawn")
         return Outcome(inst.id, inst.step, after, "withdrawn")
+
+    def resubmit(self, instance_id: int, actor: Actor, *, comment: str = "") -> Outcome:
+        """The applicant sends a returned record back in: ``on_start`` is written
+        again and the route resumes at the step that returned it
+        (``resume: where_left``) or at ``start`` (``resume: restart``)."""
+        inst, wf = self._instance(instance_id)
+        if inst.state != "running":
+            raise Refused(Label("流程已结束", "The workflow has finished"), wfc.FINISHED)
+        if inst.started_by_id != actor.user_id:
+            raise Refused(Label("只有申请人可以重新提交", "Only the applicant can resubmit"), wfc.ONLY_APPLICANT)
+        if inst.step != APPLICANT:
+            raise Refused(Label("该申请没有退回申请人，无需重新提交",
+                                "The application is not returned to the applicant: nothing to resubmit"),
+                          wfc.NOT_WITH_APPLICANT)
+        target = wf.start
+        if wf.resume == "where_left":
+            target = self.session.execute(sa.select(self.actions.c.step).where(
+                self.actions.c.instance_id == inst.id, self.actions.c.action == "return",
+                self.actions.c.target_step == APPLICANT).order_by(self.actions.c.id.desc()).limit(1)).scalar()
+            target = target if target and wf.has_step(target) else wf.start
+        now = self.clock()
+        with self._transaction():
+            self._bump(inst)
+            self._log(inst.id, wf, APPLICANT, inst.round, "resubmit", actor, comment, target=target, now=now)
+            self._set_fields(wf, inst.entity, inst.record_id, wf.on_start, actor, now)
+            self._enter(inst.id, wf, target, inst.round + 1, actor, now)
+        return Outcome(inst.id, APPLICANT, target, "running")
+
+    def return_targets(self, inst, wf: WorkflowMeta | None = None) -> list[str]:
+        """Where a return from the current step may go: the applicant (when the
+        workflow declares ``on_return_to_applicant``), then the steps passed on
+        the path that led here, oldest first — never the current step, one
+        ahead, or one a return left behind."""
+        wf = wf or self.workflow_of(inst)
+        if inst.state != "running" or not wf.has_step(inst.step):
+            return []
+        visited = self._visited(inst.id)
+        path = visited[:visited.index(inst.step)] if inst.step in visited else visited
+        steps = [k for k in path if wf.has_step(k) and not wf.step(k).is_end]
+        return ([APPLICANT] if wf.on_return_to_applicant is not None else []) + steps
+
+    def _to_applicant(self, inst, wf: WorkflowMeta, actor, now):
+        """Back to the applicant to complete the file: no task for anyone, the
+        record's ``on_return_to_applicant`` values written (its application state)."""
+        self.session.execute(self.tasks.update().where(
+            self.tasks.c.instance_id == inst.id, self.tasks.c.round == inst.round,
+            self.tasks.c.status.in_(("open", "waiting"))).values(status="closed", acted_at=now))
+        self._set_fields(wf, inst.entity, inst.record_id, wf.on_return_to_applicant, actor, now)
+        self.session.execute(self.instances.update().where(self.instances.c.id == inst.id).values(
+            step=APPLICANT, round=inst.round + 1, step_entered_at=now))
+        return APPLICANT, "running"
 
     # -- time limits ---------------------------------------------------------------
     def process_timeouts(self) -> int:
@@ -301,7 +402,7 @@ class WorkflowEngine:
             position = self._max_position(inst)
             asked = {t.user_id for t in self._open_tasks(inst)}
             for uid in sorted(self._people(step.escalate_to, wf.entity, inst.record_id)
-                              - {inst.started_by_id} - asked):
+                              - {inst.started_by_id} - asked - set(self._excluded(inst, wf, step))):
                 position += 1
                 self._add_task(inst, step.key, uid, now, position=position, status="open")
             self._log(inst.id, wf, inst.step, inst.round, "escalate", SYSTEM_ACTOR, "", task_id=task.id, now=now)
@@ -343,23 +444,46 @@ class WorkflowEngine:
                                            self.actions.c.action.notin_(("start",)))
                                     .order_by(self.actions.c.id.desc()).limit(limit)).all()
 
-    def timeline(self, instance_id: int):
-        return self.session.execute(sa.select(self.actions).where(self.actions.c.instance_id == instance_id)
+    def timeline(self, instance_id: int, viewer_id=_EVERYONE) -> list[Shown]:
+        """The action log in order, as ``viewer_id`` may see it: while a secret
+        meeting is open, other members' votes have no vote (``target_step``) and
+        no comment, and ``hidden`` is true. Without a viewer nothing is hidden
+        (the audit's view). The one place the secret-ballot rule is applied."""
+        rows = self.session.execute(sa.select(self.actions).where(self.actions.c.instance_id == instance_id)
                                     .order_by(self.actions.c.id)).all()
+        secret = self._secrecy(instance_id) if viewer_id is not _EVERYONE else None
+        out = []
+        for a in rows:
+            entry = Shown(a._mapping, hidden=False)
+            if secret and a.action == "vote" and secret(a.step, a.round) and a.user_id != viewer_id:
+                entry.update(comment=None, target_step=None, hidden=True)
+            out.append(entry)
+        return out
 
-    def meeting_votes(self, instance_id: int, viewer_id: int | None = None):
-        """Votes of the instance's meetings; while a secret meeting is open,
-        a viewer sees only their own vote."""
-        inst, wf = self._instance(instance_id)
+    def meeting_votes(self, instance_id: int, viewer_id: int | None = None) -> list[Shown]:
+        """Votes of the instance's meetings as ``viewer_id`` may see them: while
+        a secret meeting is open a viewer sees only their own vote; the others
+        have ``hidden`` true and no vote or comment."""
+        secret = self._secrecy(instance_id)
         rows = self.session.execute(sa.select(self.votes).where(self.votes.c.instance_id == instance_id)
                                     .order_by(self.votes.c.id)).all()
         out = []
         for v in rows:
-            step = wf.step(v.step) if wf.has_step(v.step) else None
-            secret_open = (step is not None and step.committee is not None and step.committee.secret
-                           and inst.state == "running" and inst.step == v.step and inst.round == v.round)
-            out.append((v, secret_open and v.user_id != viewer_id))
+            entry = Shown(v._mapping, hidden=False)
+            if secret(v.step, v.round) and v.user_id != viewer_id:
+                entry.update(vote=None, comment=None, hidden=True)
+            out.append(entry)
         return out
+
+    def _secrecy(self, instance_id: int):
+        """(step, round) -> whether that meeting is secret and still open."""
+        inst, wf = self._instance(instance_id)
+
+        def secret(step_key: str, round_: int) -> bool:
+            step = wf.step(step_key) if wf.has_step(step_key) else None
+            return (step is not None and step.committee is not None and step.committee.secret
+                    and inst.state == "running" and inst.step == step_key and inst.round == round_)
+        return secret
 
     def tasks_of(self, instance_id: int, round_: int | None = None):
         query = sa.select(self.tasks).where(self.tasks.c.instance_id == instance_id)
@@ -427,11 +551,16 @@ class WorkflowEngine:
             raise NotFound("task", task_id)
         inst, wf = self._instance(task.instance_id)
         if task.user_id != actor.user_id:
-            raise Refused(Label("这不是您的待办", "This task is not yours"))
+            raise Refused(Label("这不是您的待办", "This task is not yours"), wfc.NOT_YOUR_TASK)
         if actor.user_id is not None and actor.user_id == inst.started_by_id:
-            raise Refused(Label("不能审批自己发起的申请", "You cannot approve your own application"))
+            raise Refused(Label("不能审批自己发起的申请", "You cannot approve your own application"),
+                          wfc.OWN_APPLICATION)
         if inst.state != "running" or task.status != "open" or task.step != inst.step or task.round != inst.round:
-            raise Refused(Label("该待办已处理或流程已前进", "This task is done or the workflow has moved on"))
+            raise Refused(Label("该待办已处理或流程已前进", "This task is done or the workflow has moved on"),
+                          wfc.MOVED_ON)
+        why = self._excluded(inst, wf, wf.step(inst.step)).get(actor.user_id)
+        if why is not None:
+            raise Refused(_EXCLUDED_MESSAGES[why], why)
         return task, inst, wf
 
     def _bump(self, inst) -> None:
@@ -477,11 +606,11 @@ class WorkflowEngine:
             cond = _conditions(wf, self.meta).get(workflow_key(wf.code, f"{step.key}.requires"))
             if cond is not None and not cond.holds(values, today=now.date()):
                 raise Refused(step.requires_message or Label(f"条件未满足：{step.requires}",
-                                                             f"Not yet: {step.requires} does not hold"))
+                                                             f"Not yet: {step.requires} does not hold"), wfc.REQUIRES)
         target = self._route(wf, step, values)
         if target is None:
             raise Refused(Label("没有可走的下一环节（所有流转条件都不成立）",
-                                "No next step applies (every transition condition is false)"))
+                                "No next step applies (every transition condition is false)"), wfc.NO_ROUTE)
         return self._move(inst, wf, target, actor, now)
 
     def _route(self, wf: WorkflowMeta, step: StepMeta, values) -> str | None:
@@ -522,7 +651,16 @@ class WorkflowEngine:
         people.discard(inst.started_by_id)           # nobody approves their own application
         if not people:
             raise Refused(Label(f"环节“{step.label.zh}”没有可以处理的人员，请先为相应角色分配用户",
-                                f"Nobody can act at step '{step.label.en}': give its role to a user first"))
+                                f"Nobody can act at step '{step.label.en}': give its role to a user first"),
+                          wfc.NOBODY)
+        excluded = self._excluded(inst, wf, step)
+        if not people - set(excluded):
+            raise Refused(Label(f"环节“{step.label.zh}”没有可以处理的人员：能处理的人都已在前面环节签过意见或需回避，"
+                                f"请为相应角色增加人员",
+                                f"Nobody is left to act at step '{step.label.en}': everyone who could has signed "
+                                f"an earlier level (separate_from) or is recused; give its role to another user"),
+                          wfc.NOBODY_LEFT)
+        people -= set(excluded)
         due = now + dt.timedelta(hours=step.time_limit_hours) if step.time_limit_hours else None
         for position, uid in enumerate(sorted(people)):
             status = "waiting" if step.mode == "sequence" and position > 0 else "open"
@@ -574,20 +712,50 @@ class WorkflowEngine:
         return self.session.execute(sa.select(sa.func.coalesce(sa.func.max(self.tasks.c.position), 0)).where(
             self.tasks.c.instance_id == inst.id, self.tasks.c.round == inst.round)).scalar_one()
 
-    def _check_colleague(self, user_id, inst, task) -> None:
+    def _path_users(self, entity: str, rows, parts: list[str]) -> set[int]:
+        """The users a recusal path names from ``rows``: through reference and
+        children fields (each hop one query) to a user field; an unknown name
+        (an older version's path) names nobody."""
+        em = self.meta.entities.get(entity)
+        if em is None or not parts or not em.has_field(parts[0]) or not rows:
+            return set()
+        f = em.field(parts[0])
+        if f.type == "user" and len(parts) == 1:
+            return {r[f.column_name] for r in rows if r[f.column_name] is not None}
+        if f.type not in ("reference", "children") or f.target not in self.meta.entities:
+            return set()
+        table = self.models.table(f.target)
+        if f.type == "reference":
+            ids = {r[f.column_name] for r in rows if r[f.column_name] is not None}
+            where = table.c.id.in_(ids)
+        else:
+            ids = {r["id"] for r in rows}
+            where = table.c.parent_id.in_(ids)
+        if not ids:
+            return set()
+        found = self.session.execute(sa.select(table).where(where)).mappings().all()
+        return self._path_users(f.target, found, parts[1:])
+
+    def _check_colleague(self, user_id, inst, task, wf: WorkflowMeta, step: StepMeta) -> None:
+        def refuse(zh, en):
+            raise Refused(Label(zh, en), wfc.BAD_COLLEAGUE, field="user_id")
         if type(user_id) is not int or user_id == task.user_id:
-            raise Refused(Label("请选择另一位同事", "Choose another colleague"))
+            refuse("请选择另一位同事", "Choose another colleague")
         if user_id == inst.started_by_id:
-            raise Refused(Label("不能交给申请人本人", "The applicant cannot approve their own application"))
+            refuse("不能交给申请人本人", "The applicant cannot approve their own application")
         exists = self.session.execute(sa.select(USER_TABLE.c.id).where(USER_TABLE.c.id == user_id,
                                                                        USER_TABLE.c.active.is_(True))).first()
         if exists is None:
-            raise Refused(Label("用户不存在或已停用", "No such active user"))
+            refuse("用户不存在或已停用", "No such active user")
+        why = self._excluded(inst, wf, step).get(user_id)
+        if why is not None:
+            refuse("该同事已在前面环节签过意见或需回避，不能处理本环节",
+                   "That colleague signed an earlier level or is recused: they cannot act at this step")
         busy = self.session.execute(sa.select(self.tasks.c.id).where(
             self.tasks.c.instance_id == inst.id, self.tasks.c.round == inst.round, self.tasks.c.user_id == user_id,
             self.tasks.c.status.in_(("open", "waiting")))).first()
         if busy is not None:
-            raise Refused(Label("该同事已在本环节", "That colleague is already asked at this step"))
+            refuse("该同事已在本环节", "That colleague is already asked at this step")
 
     def _add_task(self, inst, step: str, user_id: int, now, *, position: int, status: str, due=None,
                   delegated_from=None, until=None, added_by=None, round_=None) -> None:
@@ -617,7 +785,26 @@ class WorkflowEngine:
     def _chairmen(self, wf, step: StepMeta, inst) -> set[int]:
         if step.committee is None or step.committee.chairman is None:
             return set()
-        return self._people(step.committee.chairman, wf.entity, inst.record_id)
+        return self._people(step.committee.chairman, wf.entity, inst.record_id) - set(self._excluded(inst, wf, step))
+
+    def _excluded(self, inst, wf: WorkflowMeta, step: StepMeta) -> dict[int, str]:
+        """user id -> why they may not act at ``step`` of this instance (a WF code):
+        they approved or voted at a step it is ``separate_from`` (anywhere in the
+        instance's history, so a return or a restart does not wash it out), or a
+        ``recuse`` user field of the record names them."""
+        out: dict[int, str] = {}
+        if step.recuse or step.recuse_paths:
+            row = self._record(wf.entity, inst.record_id)
+            for path in (*step.recuse, *step.recuse_paths):
+                for uid in self._path_users(wf.entity, [row], path.split(".")):
+                    out[uid] = wfc.RECUSED
+        if step.separate_from:
+            acted = self.session.execute(sa.select(self.actions.c.user_id).distinct().where(
+                self.actions.c.instance_id == inst.id, self.actions.c.step.in_(step.separate_from),
+                self.actions.c.action.in_(("approve", "vote")), self.actions.c.user_id.is_not(None))).scalars()
+            for uid in acted:
+                out[uid] = wfc.SEPARATED
+        return out
 
     def _set_fields(self, wf: WorkflowMeta, entity: str, record_id: int, values, actor, now) -> None:
         if values:
@@ -635,7 +822,8 @@ class WorkflowEngine:
 def _check_text(comment: str | None) -> None:
     """Comments are stored as text: control characters (NUL breaks PostgreSQL) are refused."""
     if comment and CONTROL_CHARS.search(comment):
-        raise Refused(Label("意见含有控制字符", "The comment contains control characters"))
+        raise Refused(Label("意见含有控制字符", "The comment contains control characters"), wfc.COMMENT_REQUIRED,
+                      field="comment")
 
 
 def meeting_result(rule, invited: int, votes: list[tuple[str, bool]]) -> str:
@@ -691,6 +879,7 @@ def _conditions(wf: WorkflowMeta, meta: Meta) -> dict:
         compiled, errors = compile_workflow(meta, wf)
         if errors:
             raise Refused(Label(f"流程旧版本的条件已不适用于当前数据结构：{errors[0].message}",
-                                f"A condition of this older workflow version no longer fits the data: {errors[0].message}"))
+                                f"A condition of this older workflow version no longer fits the data: {errors[0].message}"),
+                          wfc.OLD_VERSION)
         _COMPILED[key] = compiled
     return _COMPILED[key]

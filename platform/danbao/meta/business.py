@@ -169,17 +169,18 @@ class BusinessChecker:
     def _workflow(self, where: str, p: Layered, entity: str | None) -> None:
         """The approval the product's projects go through: a group (or a single
         workflow's code) bound to the product's own entity."""
-        name = p.get("workflow")
-        if not isinstance(name, str):
-            return
-        bound = self.workflow_groups.get(name)
-        if bound is None:
-            self.error(p.src("workflow"), "DB281", f"{where}: workflow '{name}' is neither a workflow group "
-                                                   f"nor a workflow code")
-        elif entity is not None and entity not in bound:
-            self.error(p.newest("workflow", "entity"), "DB281",
-                       f"{where}: workflow '{name}' approves {', '.join(sorted(map(str, bound)))}, "
-                       f"not the product's entity '{entity}'")
+        value = p.get("workflow")
+        for i, name in enumerate(_routes(value)):
+            src = Source(p.src("workflow").file, value.item_line(i)) if isinstance(value, LineList) \
+                else p.src("workflow")
+            bound = self.workflow_groups.get(name)
+            if bound is None:
+                self.error(src, "DB281", f"{where}: workflow '{name}' is neither a workflow group "
+                                         f"nor a workflow code")
+            elif entity is not None and entity not in bound:
+                self.error(p.newest("workflow", "entity"), "DB281",
+                           f"{where}: workflow '{name}' approves {', '.join(sorted(map(str, bound)))}, "
+                           f"not the product's entity '{entity}'")
 
     def _scorecards(self, where: str, p: Layered) -> None:
         """Customer kind -> scorecard: the kind is a plain name, the card exists."""
@@ -383,10 +384,19 @@ def build_business(merged: Merged) -> dict[str, dict]:
     }
 
 
+def _routes(value) -> tuple[str, ...]:
+    """A product's ``workflow:``: one group or code, or a list of them."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(v for v in value or () if isinstance(v, str))
+
+
 def _product(code: str, p: Layered) -> ProductMeta:
+    routes = _routes(p.get("workflow"))
     return ProductMeta(
         code=code, label=_label(p.get("label")), entity=p.get("entity"), category=p.get("category"),
-        business_line=p.get("business_line", ""), workflow=p.get("workflow"), fee_scheme=p.get("fee_scheme"),
+        business_line=p.get("business_line", ""), workflow=routes[0] if routes else "",
+        workflows=routes, fee_scheme=p.get("fee_scheme"),
         review_fee=p.get("review_fee"), deposit_rate=_dec(p.get("deposit_rate")),
         counter_guarantees=tuple(p.get("counter_guarantees") or ()), min_coverage=_dec(p.get("min_coverage")),
         scorecards=MappingProxyType(dict(p.get("scorecards") or {})),

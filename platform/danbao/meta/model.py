@@ -468,6 +468,13 @@ class StepMeta:
     set: Mapping[str, object] = field(default_factory=dict)   # field values written on entering
     actions: tuple[str, ...] = ()          # engine actions run on entering (names.WORKFLOW_ACTIONS)
     next: tuple[TransitionMeta, ...] = ()
+    #: separation of duties: who approved at these earlier steps of the instance is not asked here
+    separate_from: tuple[str, ...] = ()
+    #: recusal (回避): the users these user fields of the record name are not asked here (nor counted)
+    recuse: tuple[str, ...] = ()
+    #: recusal through related records: ``reference.children.user_field`` paths (e.g. the customer's
+    #: related parties' connected staff member)
+    recuse_paths: tuple[str, ...] = ()
     source: Source | None = None
 
     @property
@@ -493,6 +500,9 @@ class WorkflowMeta:
     active: bool = True
     starters: Assignees = Assignees()
     on_start: Mapping[str, object] = field(default_factory=dict)
+    #: a return to the applicant (补充资料) is allowed when set: the field values it writes
+    on_return_to_applicant: Mapping[str, object] | None = None
+    resume: str = "restart"                # after the applicant resubmits: restart | where_left
     digest: str = ""
     source: Source | None = None
 
@@ -674,6 +684,8 @@ class ProductMeta:
     category: str                                 # financing | non_financing (regulatory returns)
     business_line: str = ""                       # loan | bond | bid | performance | litigation | other
     workflow: str = ""                            # a workflow group (or code) the project's approval uses
+    #: every route the product names (groups or codes); ``workflow`` is the first of them
+    workflows: tuple[str, ...] = ()
     fee_scheme: str = ""                          # the guarantee fee
     review_fee: str | None = None                 # 评审费 scheme
     deposit_rate: Decimal | None = None           # 保证金 share of the amount

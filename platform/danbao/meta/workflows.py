@@ -75,8 +75,14 @@ class WorkflowChecker:
                                                  f"whose outcome is not rejected")
         self._people(code, wf.get("starters"), wf.src("starters"), draft)
         self._values(code, wf.get("on_start"), wf.src("on_start"), draft, "on_start")
+        self._values(code, wf.get("on_return_to_applicant"), wf.src("on_return_to_applicant"), draft,
+                     "on_return_to_applicant")
+        if wf.get("resume") is not None and wf.get("on_return_to_applicant") is None:
+            self.error(wf.src("resume"), "DB297", f"workflow '{code}': resume: applies after a return to the "
+                                                  f"applicant: declare on_return_to_applicant: too")
         for key, (step, src) in steps.items():
             self._step(code, key, step, src, steps, draft)
+            self._controls(code, key, step, src, steps, draft)
         self._graph(code, wf, steps, ends)
 
     def _step(self, code, key, step: LineDict, src: Source, steps, draft) -> None:
@@ -115,6 +121,49 @@ class WorkflowChecker:
         self._people(code, step.get("escalate_to"), key_source(step, "escalate_to", src), draft)
         self._values(code, step.get("set"), key_source(step, "set", src), draft, f"step '{key}' set")
         self._actions(where, step, src)
+
+    def _controls(self, code, key, step: LineDict, src: Source, steps, draft) -> None:
+        """Separation of duties names other, non-end steps of the same workflow; recusal names user fields."""
+        where = f"workflow '{code}' step '{key}'"
+        separate = step.get("separate_from")
+        if isinstance(separate, LineList):
+            for i, other in enumerate(separate):
+                line = Source(src.file, separate.item_line(i))
+                if other == key:
+                    self.error(line, "DB295", f"{where}: separate_from names the step itself")
+                elif other not in steps:
+                    self.error(line, "DB295", f"{where}: separate_from '{other}' is not a step "
+                                              f"(steps: {', '.join(steps)})")
+                elif steps[other][0].get("kind") == "end":
+                    self.error(line, "DB295", f"{where}: separate_from '{other}' is an end step: nobody acts there")
+        recuse = step.get("recuse")
+        if isinstance(recuse, LineDict) and draft is not None:
+            rsrc = key_source(step, "recuse", src)
+            if step.get("kind") == "end":
+                self.error(rsrc, "DB296", f"{where}: an end step asks nobody: recuse: does not apply")
+            for name in recuse.get("fields") or ():
+                f = draft.fields.get(name)
+                if f is None or f.get("type") != "user":
+                    self.error(rsrc, "DB296", f"{where}: recuse: '{name}' is not a user field of '{draft.name}'")
+            for path in recuse.get("paths") or ():
+                problem = self._path_problem(draft, path)
+                if problem:
+                    self.error(rsrc, "DB296", f"{where}: recuse path '{path}': {problem}")
+
+    def _path_problem(self, draft, path: str) -> str | None:
+        """A recusal path walks reference and children fields and ends at a user field."""
+        parts = path.split(".")
+        for i, name in enumerate(parts):
+            f = draft.fields.get(name) if draft is not None else None
+            kind = f.get("type") if f is not None else None
+            if i == len(parts) - 1:
+                return None if kind == "user" else f"'{name}' is not a user field of '{draft.name}'"
+            if kind not in ("reference", "children"):
+                return f"'{name}' is not a reference or children field of '{draft.name}'"
+            draft = self.m.entities.get(f.get("target"))
+            if draft is None:
+                return f"'{name}' leads to no declared entity"
+        return None
 
     def _actions(self, where: str, step: LineDict, src: Source) -> None:
         """Actions are engine code, not metadata: only registered names can run."""
@@ -225,7 +274,9 @@ def _step_meta(step, src: Source | None) -> StepMeta:
         if isinstance(committee, (LineDict, dict)) else None,
         outcome=step.get("outcome"), set=_plain(step.get("set")), actions=tuple(step.get("actions") or ()),
         next=tuple(TransitionMeta(t.get("to"), t.get("when")) for t in step.get("next") or ()),
-        source=src)
+        separate_from=tuple(step.get("separate_from") or ()),
+        recuse=tuple((step.get("recuse") or {}).get("fields") or ()),
+        recuse_paths=tuple((step.get("recuse") or {}).get("paths") or ()), source=src)
 
 
 def build_workflows(merged: Merged) -> dict[str, WorkflowMeta]:
@@ -237,7 +288,10 @@ def build_workflows(merged: Merged) -> dict[str, WorkflowMeta]:
             steps=tuple(_step_meta(s, src) for s, src in _steps(wf)), applies_if=wf.get("applies_if"),
             group=wf.get("group", code),
             priority=int(wf.get("priority", 100)), active=bool(wf.get("active", True)),
-            starters=_assignees(wf.get("starters")), on_start=_plain(wf.get("on_start")), source=wf.at)
+            starters=_assignees(wf.get("starters")), on_start=_plain(wf.get("on_start")),
+            on_return_to_applicant=_plain(wf.get("on_return_to_applicant"))
+            if isinstance(wf.get("on_return_to_applicant"), (LineDict, dict)) else None,
+            resume=wf.get("resume", "restart"), source=wf.at)
         digest = hashlib.sha256(json.dumps(workflow_to_dict(meta), sort_keys=True).encode()).hexdigest()
         out[code] = _replace_digest(meta, digest)
     return out
@@ -275,7 +329,13 @@ def workflow_to_dict(wf: WorkflowMeta) -> dict:
             "outcome": s.outcome, "set": dict(s.set),
             # only when present, so workflows without actions keep the digest they had
             **({"actions": list(s.actions)} if s.actions else {}),
+            **({"separate_from": list(s.separate_from)} if s.separate_from else {}),
+            **({"recuse": {"fields": list(s.recuse), **({"paths": list(s.recuse_paths)} if s.recuse_paths else {})}}
+               if s.recuse or s.recuse_paths else {}),
             "next": [{"to": t.to, "when": t.when} for t in s.next]} for s in wf.steps],
+        # the controls only when declared, so workflows without them keep the digest they had
+        **({"on_return_to_applicant": dict(wf.on_return_to_applicant), "resume": wf.resume}
+           if wf.on_return_to_applicant is not None else {}),
     }
 
 
@@ -287,4 +347,5 @@ def workflow_from_dict(data: dict, digest: str) -> WorkflowMeta:
         steps=tuple(_step_meta(s, None) for s in data["steps"]), applies_if=data.get("applies_if"),
         group=data.get("group", data["code"]),
         priority=data.get("priority", 100), starters=_assignees(data.get("starters")),
-        on_start=data.get("on_start") or {}, digest=digest)
+        on_start=data.get("on_start") or {}, on_return_to_applicant=data.get("on_return_to_applicant"),
+        resume=data.get("resume", "restart"), digest=digest)

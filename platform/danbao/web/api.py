@@ -21,7 +21,8 @@ from jwt.exceptions import PyJWTError
 
 from danbao.config import local_tz
 from danbao.engines.query import parse_list_args, run_list
-from danbao.engines.scoring import ScoringError, cards_for, load_score, score_record, score_to_dict, scores_of
+from danbao.engines.scoring import (ScoringError, card_for, cards_for, load_score, score_record, score_to_dict,
+                                   scores_of)
 from danbao.meta.model import Label
 from danbao.engines.records import Actor, RecordService, ValidationFailed, record_to_dict
 from danbao.engines.refusals import Refusal
@@ -275,7 +276,10 @@ def create_score(entity, record_id):
     data, resp = _body()
     if resp:
         return resp
-    code = data.get("scorecard", next(iter(cards)))
+    product, problem = _product_context(entity, record_id, data)
+    if problem:
+        return _invalid(ValidationFailed(problem))
+    code = data.get("scorecard", card_for(rt.meta, entity, product).code)
     if not isinstance(code, str) or code not in cards:
         return _invalid(ValidationFailed({"scorecard": _label(f"应为：{', '.join(cards)}", f"must be one of: {', '.join(cards)}")}))
     inputs = data.get("inputs", {})
@@ -296,6 +300,30 @@ def create_score(entity, record_id):
     except ScoringError as exc:
         rt.session.rollback()
         return _error(422, exc.message.zh, exc.message.en, errors={"_": exc.message.get(_lang())})
+
+
+def _product_context(entity: str, record_id, data: dict):
+    """(product code or None, errors) from the body's ``product`` (a product code) or
+    ``project`` (the id of one of this customer's projects, whose product counts):
+    the product whose ``scorecards:`` choose the card when none is named."""
+    from danbao.engines.projects import customer_of, project_em
+    rt = _runtime()
+    product, project = data.get("product"), data.get("project")
+    if product is not None and project is not None:
+        return None, {"project": _label("product 与 project 只能给一个", "give product or project, not both")}
+    if product is not None:
+        if not isinstance(product, str) or product not in rt.meta.products:
+            return None, {"product": _label("没有这个担保产品", "no such product")}
+        return product, None
+    if project is None:
+        return None, None
+    em = project_em(rt.meta)
+    row = None
+    if em is not None and type(project) is int and 0 < project <= 2**31 - 1:
+        row = rt.session.get(rt.models.cls(em.name), project)
+    if row is None or customer_of(rt.meta, row) != (entity, _record_id(record_id)):
+        return None, {"project": _label("不是该客户的项目", "not a project of this customer")}
+    return getattr(row, "product", None), None
 
 
 @bp.get("/scores/<score_id>")

@@ -23,6 +23,7 @@ from danbao.web.i18n import current_lang
 
 TEXT = {
     "product": ("担保产品", "Product"), "no_product": ("未选择担保产品", "No product chosen"),
+    "score_customer": ("按本产品评分卡为客户评分", "Score the customer with this product's card"),
     "unknown_product": ("产品“{code}”不在元数据中", "Product '{code}' is not in the metadata"),
     "category": ("业务类别", "Category"), "business_line": ("业务品种", "Business line"),
     "fee_scheme": ("担保费", "Guarantee fee"), "review_fee": ("评审费", "Review fee"),
@@ -101,6 +102,20 @@ def fee_summary(scheme: FeeSchemeMeta | None, lang: str) -> str:
     return ("，" if zh else ", ").join(parts)
 
 
+def _score_link(meta, obj, product: str, lang: str) -> dict:
+    """The customer's scoring page with this product's card (its ``scorecards:``), if the customer has one."""
+    from flask import url_for
+    from danbao.engines.projects import customer_of
+    from danbao.engines.scoring import card_for
+    customer = customer_of(meta, obj)
+    card = card_for(meta, customer[0], product) if customer else None
+    if card is None:
+        return {}
+    return {"score_card": card.label.get(lang),
+            "score_link": url_for("ScoreView.new", entity=customer[0], record_id=customer[1], card=card.code,
+                                  project=obj.id)}
+
+
 def product_panel(rt, em, obj, files) -> dict:
     meta, lang = rt.meta, current_lang()
     code = getattr(obj, "product", None) if em.has_field("product") else None
@@ -134,6 +149,7 @@ def product_panel(rt, em, obj, files) -> dict:
                          f"{_money(product.amount_max) if product.amount_max is not None else '—'}")
         if product.amount_min is not None or product.amount_max is not None else None,
         "term_max": product.term_max_months, "check_every": product.check_every_months,
+        **_score_link(meta, obj, code, lang),
         "documents": [{"code": s.code, "label": s.label.get(lang), "required": s.required,
                        "stage": tr(stage[s.stage]) if s.stage in stage else s.stage, "present": s.present,
                        "files": [{"id": f.id, "filename": f.filename, "entity": f.entity, "record_id": f.record_id,

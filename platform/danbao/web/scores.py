@@ -15,7 +15,7 @@ from flask_wtf.csrf import generate_csrf
 
 from danbao.config import local_tz
 from danbao.engines.records import NotFound, ValidationFailed
-from danbao.engines.scoring import (ScoringError, cards_for, last_inputs, load_score, score_record,
+from danbao.engines.scoring import (ScoringError, card_for, cards_for, last_inputs, load_score, score_record,
                                     score_to_dict)
 from danbao.web.access import can, login_redirect
 from danbao.web.i18n import current_lang, t
@@ -47,7 +47,10 @@ class ScoreView(BaseView):
             abort(404)
         if not can("write", entity):
             abort(403)
-        card = next((c for c in cards if c.code == request.values.get("card")), cards[0])
+        # no card named: the product's card (?product=code, or ?project=id of one of the customer's
+        # projects, as the project page links it), else the entity's default (engines/scoring.card_for)
+        default = card_for(rt.meta, entity, _product_of_request(rt, entity, record_id))
+        card = next((c for c in cards if c.code == request.values.get("card")), default)
         svc = service()
         try:
             obj = svc.get(entity, record_id)
@@ -113,3 +116,18 @@ def _as_of(raw: str):
     if value > today():
         return today(), t("future_date")
     return value, None
+
+
+def _product_of_request(rt, entity: str, record_id: int) -> str | None:
+    """The product context of a scoring page: ``?product=`` or ``?project=`` (one of this customer's projects)."""
+    from danbao.engines.projects import customer_of, project_em
+    product = request.values.get("product")
+    if product in rt.meta.products:
+        return product
+    raw = request.values.get("project", "")
+    em = project_em(rt.meta)
+    if em is None or not raw.isdigit() or len(raw) > 10:
+        return None
+    row = rt.session.get(rt.models.cls(em.name), int(raw))
+    return getattr(row, "product", None) if row is not None and customer_of(rt.meta, row) == (entity, record_id) \
+        else None

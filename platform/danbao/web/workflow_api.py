@@ -6,16 +6,16 @@
 ``POST /api/v1/<entity>/<id>/workflow``         — start one ``{"workflow", "comment"}`` (write permission);
 ``POST /api/v1/tasks/<id>/actions``             — approve / reject / return / delegate / add_approver / comment;
 ``POST /api/v1/tasks/<id>/vote``                — a committee vote, signed with a comment;
-``POST /api/v1/workflow-instances/<id>/withdraw`` and ``…/close-meeting`` — ``{"comment"}``.
+``POST /api/v1/workflow-instances/<id>/withdraw``, ``…/resubmit`` and ``…/close-meeting`` — ``{"comment"}``.
 
 Every rule is the engine's (``engines/workflow.py``); this layer checks the
-shape of the body (422 per field), runs one engine call and maps what it
-refuses: a task, meeting or application that is someone else's → 403, a
-field the engine finds invalid (no comment, a step one cannot return to, a
-colleague who cannot take the task) → 422, anything the state does not
-allow now → 409, nothing there → 404. The session is rolled back on every
-refusal. While a secret meeting is open, other members' votes — in the
-vote list and in the timeline — read ``{"hidden": true}``.
+shape of the body (types and lengths: 422 per field, code RC001), runs one
+engine call and answers its refusal by the refusal's code — never by its
+words: the code's kind gives the status (forbidden 403, invalid 422 with
+``errors: {field: message}``, conflict 409, not found 404) and the JSON
+carries ``code``. The session is rolled back on every refusal. Secret votes
+come from the engine already hidden for the caller (``timeline`` and
+``meeting_votes`` with the viewer): they read ``{"hidden": true}``.
 Described in the OpenAPI document by ``web/workflow_spec.py``.
 """
 from __future__ import annotations
@@ -27,10 +27,11 @@ from flask import jsonify, request
 
 from danbao.engines.coerce import CONTROL_CHARS
 from danbao.engines.query import record_titles
-from danbao.engines.records import Actor, Conflict, NotFound, ValidationFailed
+from danbao.engines.records import Actor, NotFound, ValidationFailed
+from danbao.engines.refusals import Refusal
 from danbao.engines.users import user_names
 from danbao.engines.refusals import Refusal
-from danbao.engines.workflow import ACTIONS, VOTES, Refused, WorkflowEngine
+from danbao.engines.workflow import APPLICANT, APPLICANT_LABEL, Refused, WorkflowEngine
 from danbao.expr import ExprError
 from danbao.meta.model import Label
 from danbao.web.access import can
@@ -44,16 +45,6 @@ DONE_LIMIT, MAX_DONE_LIMIT = 50, 200
 
 _UNAUTHENTICATED = ("未登录或令牌无效", "not authenticated: send a valid bearer token")
 
-#: refusals (by the start of their English text) that are about who is asking: 403
-_FORBIDDEN = ("This task is not yours", "You cannot approve your own application", "Only the applicant can withdraw",
-              "Only the chairman can close the meeting", "You may not start this workflow")
-#: refusals that are about one field of the request: 422 on that field
-_FIELD = (("A comment is required", "comment"), ("A vote must carry a signed comment", "comment"),
-          ("unknown action", "action"), ("vote must be one of", "vote"),
-          ("You can only return to a step already passed", "target_step"),
-          ("Choose another colleague", "user_id"), ("No such active user", "user_id"),
-          ("The applicant cannot approve their own application", "user_id"),
-          ("That colleague is already asked at this step", "user_id"))
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -77,6 +68,8 @@ def _iso(value):
 
 
 def _label(wf, key, lang):
+    if key == APPLICANT:
+        return APPLICANT_LABEL.get(lang)
     return wf.step(key).label.get(lang) if key and wf is not None and wf.has_step(key) else key
 
 
@@ -97,32 +90,24 @@ def _run(call, *, status: int = 200):
     session = _runtime().session
     try:
         result = call()
-    except NotFound as exc:
-        session.rollback()
-        return _error(404, exc.message.zh, exc.message.en)
     except Refused as exc:
-        session.rollback()
-        return _refused(exc.message)
-    except Conflict as exc:
-        session.rollback()
-        return _error(409, exc.message.zh, exc.message.en)
-    except ValidationFailed as exc:
-        return _invalid(exc)                            # rolls back
+        return _refused(exc)
+    except Refusal as exc:                              # the record service's: RC codes
+        return refusal_response(exc)                    # rolls back
     except ExprError as exc:
         session.rollback()
         return _error(409, f"流程条件无法计算：{exc.message}", f"a workflow condition cannot be evaluated: {exc.message}")
-    except Refusal as exc:                              # a step action's refusal (what a step requires)
-        return refusal_response(exc)
     return jsonify(result), status
 
 
-def _refused(message: Label):
-    if message.en.startswith(_FORBIDDEN):
-        return _error(403, message.zh, message.en)
-    for start, field in _FIELD:
-        if message.en.startswith(start):
-            return _invalid(ValidationFailed({field: message}))
-    return _error(409, message.zh, message.en)
+def _refused(exc: Refused):
+    """The engine's refusal by its code: an invalid one answers 422 on its field, the rest their kind's status."""
+    if exc.kind == "invalid" and exc.field:
+        _runtime().session.rollback()
+        lang = _lang()
+        return jsonify(message="数据有误" if lang == "zh" else "invalid data", code=exc.code,
+                       errors={exc.field: exc.message.get(lang)}), exc.status
+    return refusal_response(exc)
 
 
 def _encodable(value: str) -> bool:
@@ -298,11 +283,10 @@ def instance_view(engine: WorkflowEngine, inst, viewer_id: int | None, lang: str
     wf = engine.workflow_of(inst)
     step = wf.step(inst.step) if wf.has_step(inst.step) else None
     tasks = engine.tasks_of(inst.id, inst.round)
-    actions = engine.timeline(inst.id)
+    actions = engine.timeline(inst.id, viewer_id)
     votes = engine.meeting_votes(inst.id, viewer_id)
-    hidden_tasks = {v.task_id for v, hidden in votes if hidden}
     people = {inst.started_by_id} | {t.user_id for t in tasks} | {a.user_id for a in actions}
-    people |= {t.delegated_from_id for t in tasks} | {v.user_id for v, hidden in votes if not hidden}
+    people |= {t.delegated_from_id for t in tasks} | {v.user_id for v in votes if not v.hidden}
     people |= {int(a.target_step) for a in actions
                if a.action in ("delegate", "add_approver") and (a.target_step or "").isdigit()}
     names = user_names(engine.session, people)
@@ -310,21 +294,19 @@ def instance_view(engine: WorkflowEngine, inst, viewer_id: int | None, lang: str
     running = inst.state == "running"
 
     def entry(a) -> dict:
-        hidden = a.action == "vote" and a.task_id in hidden_tasks
-        target = None if hidden else a.target_step
+        target = a.target_step
         if target and a.action in ("delegate", "add_approver") and target.isdigit():
             target_label = names.get(int(target), f"#{target}")
-        elif target and wf.has_step(target):
+        elif target and (wf.has_step(target) or target == APPLICANT):
             target_label = _label(wf, target, lang)
         else:
             target_label = None
         return {"id": a.id, "at": _iso(a.at), "user_id": a.user_id, "user": names.get(a.user_id, a.username),
                 "step": a.step, "step_label": _label(wf, a.step, lang), "round": a.round, "action": a.action,
-                "comment": None if hidden else a.comment, "target": target, "target_label": target_label,
-                "hidden": hidden}
+                "comment": a.comment, "target": target, "target_label": target_label, "hidden": a.hidden}
 
-    def vote(v, hidden) -> dict:
-        if hidden:
+    def vote(v) -> dict:
+        if v.hidden:
             return {"hidden": True}
         return {"id": v.id, "step": v.step, "step_label": _label(wf, v.step, lang), "round": v.round,
                 "user_id": v.user_id, "user": names.get(v.user_id, v.username), "vote": v.vote,
@@ -334,11 +316,14 @@ def instance_view(engine: WorkflowEngine, inst, viewer_id: int | None, lang: str
         "id": inst.id, "workflow": inst.workflow, "workflow_label": wf.label.get(lang),
         "workflow_version": inst.workflow_version, "state": inst.state, "step": inst.step,
         "step_label": _label(wf, inst.step, lang),
-        "step_kind": step.kind if step is not None else "end", "round": inst.round,
+        "step_kind": step.kind if step is not None else ("applicant" if inst.step == APPLICANT else "end"),
+        "round": inst.round,
         "started_by_id": inst.started_by_id, "started_by": names.get(inst.started_by_id, inst.started_by),
         "started_at": _iso(inst.started_at), "step_entered_at": _iso(inst.step_entered_at),
         "finished_at": _iso(inst.finished_at),
         "path_ahead": _path_ahead(engine, inst, wf, lang) if running else [],
+        "return_targets": [{"step": k, "label": _label(wf, k, lang)} for k in engine.return_targets(inst, wf)],
+        "with_applicant": running and inst.step == APPLICANT,
         "tasks": [{"id": t.id, "user_id": t.user_id, "user": names.get(t.user_id, f"#{t.user_id}"),
                    "status": t.status, "position": t.position, "created_at": _iso(t.created_at),
                    "due_at": _iso(t.due_at), "acted_at": _iso(t.acted_at),
@@ -346,7 +331,7 @@ def instance_view(engine: WorkflowEngine, inst, viewer_id: int | None, lang: str
                    "delegated_from_id": t.delegated_from_id, "delegated_until": _iso(t.delegated_until),
                    "added_by_id": t.added_by_id} for t in tasks],
         "timeline": [entry(a) for a in actions],
-        "votes": [vote(v, hidden) for v, hidden in votes],
+        "votes": [vote(v) for v in votes],
     }
 
 
@@ -441,8 +426,9 @@ def act_on_task(task_id):
         return resp
     engine = _engine()
     fields = _Fields(data, {"action", "comment", "target_step", "user_id", "until"})
-    action = fields.choice("action", ACTIONS)
-    comment = fields.text("comment", required=action in ("reject", "return", "comment"))
+    # the engine judges the action's name and whether it needs a comment (WF010, WF011)
+    action = fields.text("action", required=True, max_length=32, missing=Label("请选择操作", "the action is required"))
+    comment = fields.text("comment")
     target = user_id = until = None
     if action == "return":
         target = fields.text("target_step", required=True, max_length=MAX_STEP,
@@ -469,12 +455,13 @@ def vote_on_task(task_id):
     if resp:
         return resp
     fields = _Fields(data, {"vote", "comment"})
-    choice = fields.choice("vote", VOTES)
-    comment = fields.text("comment", required=True, missing=Label("表决须签署意见", "a vote must carry a signed comment"))
+    # the engine judges the vote and its signed comment (WF012, WF011)
+    choice = fields.text("vote", required=True, max_length=32, missing=Label("请选择表决意见", "the vote is required"))
+    comment = fields.text("comment")
     if fields.errors:
         return _invalid(ValidationFailed(fields.errors))
     engine = _engine()
-    return _run(lambda: _outcome(engine, engine.vote(tid, choice, _actor(user), comment=comment)))
+    return _run(lambda: _outcome(engine, engine.vote(tid, choice, _actor(user), comment=comment or "")))
 
 
 def _on_instance(instance_id: str, call):
@@ -492,6 +479,11 @@ def _on_instance(instance_id: str, call):
 @bp.post("/workflow-instances/<instance_id>/withdraw")
 def withdraw_instance(instance_id):
     return _on_instance(instance_id, lambda engine: engine.withdraw)
+
+
+@bp.post("/workflow-instances/<instance_id>/resubmit")
+def resubmit_instance(instance_id):
+    return _on_instance(instance_id, lambda engine: engine.resubmit)
 
 
 @bp.post("/workflow-instances/<instance_id>/close-meeting")

@@ -88,11 +88,15 @@ def workflow_schemas() -> dict:
         "id", "workflow", "state", "step", "round", "path_ahead", "tasks", "timeline", "votes"], "properties": {
         "id": num, "workflow": text, "workflow_label": text, "workflow_version": text,
         "state": {"type": "string", "enum": ["running", "approved", "rejected", "withdrawn"]},
-        "step": text, "step_label": text, "step_kind": {"type": "string", "enum": ["approval", "committee", "end"]},
+        "step": text, "step_label": text, "step_kind": {"type": "string", "enum": ["approval", "committee", "applicant", "end"]},
         "round": num, "started_by_id": maybe_num, "started_by": text, "started_at": text,
         "step_entered_at": text, "finished_at": maybe,
         "path_ahead": {"type": "array", "items": step_ref,
                        "description": "the steps ahead if every condition is read as it holds now"},
+        "return_targets": {"type": "array", "items": step_ref,
+                           "description": "where a return may go now: _applicant (补充资料) where the workflow "
+                                          "allows it, and the steps passed on the path that led here"},
+        "with_applicant": {"type": "boolean", "description": "returned to the applicant: they resubmit"},
         "tasks": {"type": "array", "items": instance_task, "description": "the current round's tasks"},
         "timeline": {"type": "array", "items": _ref("WorkflowAction")},
         "votes": {"type": "array", "items": _ref("WorkflowVote")}}}
@@ -138,7 +142,7 @@ def add_workflow_paths(paths: dict, schemas: dict, meta: Meta) -> None:
         act(("reject", "comment"), ("comment",), comment=signed),
         act(("return",), ("comment", "target_step"), comment=signed, target_step={
             "type": "string", "minLength": 1, "maxLength": MAX_STEP, "pattern": SIGNED_TEXT,
-            "description": "a step already passed"}),
+            "description": "a step already passed on the current path, or _applicant"}),
         act(("delegate",), ("user_id",), comment=comment, user_id=colleague, until={
             "type": "string", "format": "date-time", "nullable": True,
             "description": "when the task goes back to you (in the future; default: never)"}),
@@ -156,7 +160,9 @@ def add_workflow_paths(paths: dict, schemas: dict, meta: Meta) -> None:
         "parameters": _id_param("task_id"), "requestBody": _body(vote),
         "responses": _responses("200", _ref("WorkflowOutcome"), *action_codes)}}
     just_comment = {"type": "object", "additionalProperties": False, "properties": {"comment": comment}}
-    for path, summary in (("withdraw", "Withdraw my application before anyone acted on it"),
+    for path, summary in (("withdraw", "Withdraw my application before anyone acted on it (or while it is "
+                                       "returned to me)"),
+                          ("resubmit", "Resubmit my application after it was returned to me (补充资料)"),
                           ("close-meeting", "Close the committee meeting with the votes cast (chairman)")):
         paths[f"/api/v1/workflow-instances/{{instance_id}}/{path}"] = {"post": {
             "tags": tag, "summary": summary, "parameters": _id_param("instance_id"),

@@ -15,11 +15,12 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from danbao.engines.records import Conflict, NotFound, ValidationFailed
+from danbao.engines.records import NotFound, ValidationFailed
+from danbao.engines.refusals import Refusal
 from danbao.engines.users import active_users, user_names
 from danbao.engines.refusals import Refusal
-from danbao.engines.workflow import Refused, WorkflowEngine
-from danbao.meta.model import Label
+from danbao.engines.workflow import APPLICANT, APPLICANT_LABEL, Refused, WorkflowEngine
+from danbao.meta.model import Label, StepMeta
 from danbao.web.scope import access_for
 from danbao.web.access import can, login_redirect
 from danbao.web.diagram import render_svg
@@ -60,7 +61,13 @@ TEXT = {
     "act_auto_approve": ("超时自动通过", "approved automatically (overdue)"),
     "act_auto_reject": ("超时自动否决", "rejected automatically (overdue)"),
     "act_delegation_ended": ("委托到期收回", "delegation ended"), "saved": ("已提交", "Done"),
+    "resubmit": ("补充完毕，重新提交", "Resubmit"), "act_resubmit": ("补充资料后重新提交", "resubmitted"),
+    "with_applicant_short": ("申请人补充资料", "the applicant"),
+    "with_applicant": ("已退回申请人补充资料，补充后请重新提交", "Returned to the applicant to complete the file: resubmit when done"),
 }
+
+#: what the panel shows as the current step of a record returned to its applicant
+_APPLICANT_STEP = StepMeta(key=APPLICANT, label=APPLICANT_LABEL)
 
 
 def tr(key: str) -> str:
@@ -121,17 +128,19 @@ def workflow_panel(entity: str, record_id: int) -> dict | None:
         tasks = eng.tasks_of(inst.id, inst.round)
         mine = next((t for t in tasks if t.user_id == user_id and t.status == "open"), None) \
             if inst.state == "running" else None
-        step = wf.step(inst.step)
-        visited = []
-        for t in eng.tasks_of(inst.id):
-            if t.step not in visited and t.step != inst.step:
-                visited.append(t.step)
+        step = wf.step(inst.step) if wf.has_step(inst.step) else _APPLICANT_STEP
+        # the engine's targets: steps passed on the path that led here, and the applicant — never one ahead
+        targets = [(k, APPLICANT_LABEL if k == APPLICANT else wf.step(k).label)
+                   for k in eng.return_targets(inst, wf)] if mine is not None else []
+        passed = {t.step for t in eng.tasks_of(inst.id) if t.step != inst.step}
         chair = inst.state == "running" and step.kind == "committee" and user_id in eng._chairmen(wf, step, inst)
-        passed = set(visited)
+        with_applicant = inst.state == "running" and inst.step == APPLICANT
         instances.append({
-            "row": inst, "wf": wf, "step": step, "tasks": tasks, "mine": mine, "visited": visited,
+            "row": inst, "wf": wf, "step": step, "tasks": tasks, "mine": mine, "targets": targets,
             "chair": chair, "path": eng.path_ahead(inst) if inst.state == "running" else [],
-            "timeline": eng.timeline(inst.id), "votes": eng.meeting_votes(inst.id, user_id),
+            "timeline": eng.timeline(inst.id, user_id), "votes": eng.meeting_votes(inst.id, user_id),
+            "with_applicant": with_applicant,
+            "can_resubmit": with_applicant and inst.started_by_id == user_id,
             "can_withdraw": inst.state == "running" and inst.started_by_id == user_id,
             "svg": Markup(render_svg(wf, lang, current=inst.step, passed=passed, finished=inst.state != "running")),
         })
@@ -173,7 +182,8 @@ class WorkflowView(BaseView):
         for a in eng.done_by(current_user.id, limit=100):
             wf = eng.workflow_of(a)
             title, link = _record_link(rt, a.entity, a.record_id)
-            done.append({"a": a, "wf": wf, "step": wf.step(a.step) if wf.has_step(a.step) else None,
+            done.append({"a": a, "wf": wf, "step": wf.step(a.step) if wf.has_step(a.step)
+                         else (_APPLICANT_STEP if a.step == APPLICANT else None),
                          "title": title, "link": link})
         return self._page("danbao/tasks.html", rows=rows, done=done, tab=request.args.get("tab", "open"))
 
@@ -190,16 +200,13 @@ class WorkflowView(BaseView):
     def _run(self, entity: str, record_id: int, call):
         try:
             call()
-        except (Refused, Conflict) as exc:
-            runtime().session.rollback()
-            flash(exc.message.get(current_lang()), "danger")
         except ValidationFailed as exc:
             runtime().session.rollback()
             flash("; ".join(exc.messages(current_lang()).values()), "danger")
         except NotFound:
             runtime().session.rollback()
             abort(404)
-        except Refusal as exc:                      # what a step requires, listed
+        except Refusal as exc:                 # the engine's coded refusal (or what a step requires), in the user's language
             runtime().session.rollback()
             flash(exc.message.get(current_lang()), "danger")
         else:
@@ -265,6 +272,8 @@ class WorkflowView(BaseView):
         comment = request.form.get("comment", "")
         if what == "withdraw":
             return self._run(inst.entity, inst.record_id, lambda: eng.withdraw(instance_id, actor(), comment=comment))
+        if what == "resubmit":
+            return self._run(inst.entity, inst.record_id, lambda: eng.resubmit(instance_id, actor(), comment=comment))
         if what == "close":
             return self._run(inst.entity, inst.record_id,
                              lambda: eng.close_meeting(instance_id, actor(), comment=comment))
