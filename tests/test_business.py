@@ -217,10 +217,9 @@ def test_the_fee_plan_is_dated_from_the_start_not_from_the_day_it_is_made(world)
     pid = world.project(amount="1000000", fee_rate="0.025", deposit_rate="0", start_date=dt.date(2026, 12, 15))
     iid = world.start(pid)
     wf = world.wf()
-    wf.act(world.task("risk", iid), "approve", world.actor("risk"))
-    for who in ("boss", "risk"):
-        wf.act(world.task(who, iid), "approve", world.actor(who))
-    wf.act(world.task("boss", iid), "approve", world.actor("boss"))
+    wf.act(world.task("risk", iid), "approve", world.actor("risk"))        # 初审
+    wf.act(world.task("gm", iid), "approve", world.actor("gm"))            # 复审
+    wf.act(world.task("boss", iid), "approve", world.actor("boss"))        # 总经理审批: not gm
     fees = sorted((r for r in get(world, pid).fee_instalments if r.kind == "guarantee_fee"), key=lambda r: r.due_on)
     assert [(r.due_on, r.period_to, r.amount) for r in fees] == [
         (dt.date(2026, 12, 15), dt.date(2027, 3, 15), Decimal("6250.00")),

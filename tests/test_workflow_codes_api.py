@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from danbao.engines.refusals import CODES
 from danbao.model.system import WF_INSTANCE_TABLE, WF_TASK_TABLE
-from wfapifixtures import dispose, make_project
+from wfapifixtures import add_role, dispose, make_project
 from wfhelpers import REPO
 from webfixtures import add_user, jwt, make_app
 
@@ -29,6 +29,7 @@ EXERCISED: set[str] = set()
 def world(database_url, tmp_path):
     app = make_app(database_url, tmp_path / "instance")
     uid = {name: add_user(app, name, role) for name, role in CAST}
+    add_role(app, "c1", "project_manager")      # a committee member who also manages projects (recusal)
     client = app.test_client()
     headers = {name: jwt(client, name) for name, _ in CAST}
     yield app, client, uid, headers
@@ -106,7 +107,7 @@ def tamper(app, iid: int, change) -> None:
 
 def test_who_asks_and_which_field_codes(world):
     app, c, uid, h = world
-    p = make_project(app, uid["pm"], fee_rate="0.015")
+    p = make_project(app, uid["pm"], b_manager=uid["pm2"], fee_rate="0.015")
     expect(start(c, h["risk"], p), 403, "WF005")                    # may write, but is no starter
     resp = start(c, h["pm2"], p)
     assert resp.status_code == 201
@@ -144,7 +145,7 @@ def test_who_asks_and_which_field_codes(world):
 
 def test_recusal_finished_and_resubmit_codes(world):
     app, c, uid, h = world
-    p = make_project(app, uid["c1"])                                # c1, a committee member, is the A角
+    p = make_project(app, uid["c1"], b_manager=uid["pm2"])                                # c1, a committee member, is the A角
     iid = start(c, h["pm2"], p).get_json()["instance_id"]
     for name in ("risk", "gm"):
         assert act(c, h[name], task(c, h[name], p), action="approve").status_code == 200
@@ -169,17 +170,17 @@ def test_recusal_finished_and_resubmit_codes(world):
 def test_state_codes_nobody_requires_and_old_versions(world):
     app, c, uid, h = world
     # WF026: nobody active holds the first step's role
-    p = make_project(app, uid["pm"])
+    p = make_project(app, uid["pm"], b_manager=uid["pm2"])
     set_active(app, "risk", False)
     expect(start(c, h["pm2"], p), 409, "WF026")
     assert c.get(f"/api/v1/{ENTITY}/{p}/workflow", headers=h["pm2"]).get_json()["instances"] == []
     set_active(app, "risk", True)
     # WF028: first review requires the product's coverage
-    short = make_project(app, uid["pm"], counter_guarantees=[])
+    short = make_project(app, uid["pm"], b_manager=uid["pm2"], counter_guarantees=[])
     start(c, h["pm2"], short)
     expect(act(c, h["risk"], task(c, h["risk"], short), action="approve"), 409, "WF028")
     # WF027: the only other manager is gone, 总经理审批 would have nobody who did not sign 复审
-    q = make_project(app, uid["pm"], amount="1000000")
+    q = make_project(app, uid["pm"], b_manager=uid["pm2"], amount="1000000")
     start(c, h["pm2"], q)
     act(c, h["risk"], task(c, h["risk"], q), action="approve")
     set_active(app, "boss", False)
@@ -188,7 +189,7 @@ def test_state_codes_nobody_requires_and_old_versions(world):
     assert state(c, h["pm2"], q) == before
     set_active(app, "boss", True)
     # WF029 / WF030: older stored versions whose transitions no longer lead on / no longer compile
-    r = make_project(app, uid["pm"])
+    r = make_project(app, uid["pm"], b_manager=uid["pm2"])
     rid = start(c, h["pm2"], r).get_json()["instance_id"]
     act(c, h["risk"], task(c, h["risk"], r), action="approve")
 
@@ -197,7 +198,7 @@ def test_state_codes_nobody_requires_and_old_versions(world):
         step["next"] = [{"to": "committee", "when": "amount >= 999999999999"}]
     tamper(app, rid, no_way_on)
     expect(act(c, h["gm"], task(c, h["gm"], r), action="approve"), 409, "WF029")
-    s = make_project(app, uid["pm"])
+    s = make_project(app, uid["pm"], b_manager=uid["pm2"])
     sid = start(c, h["pm2"], s).get_json()["instance_id"]
 
     def broken(data):
@@ -208,18 +209,18 @@ def test_state_codes_nobody_requires_and_old_versions(world):
 
 def test_a_refused_step_action_is_a_conflict(world):
     app, c, uid, h = world
-    p = make_project(app, uid["pm"], amount="1000000", fee_rate="0.02")
+    p = make_project(app, uid["pm"], b_manager=uid["pm2"], amount="1000000", fee_rate="0.02")
     start(c, h["pm2"], p)
     for name in ("risk", "gm", "boss", "fin"):
         assert act(c, h[name], task(c, h[name], p), action="approve").status_code == 200, name
     rt = app.extensions["danbao"]
-    with app.app_context(), rt.db.engine.begin() as conn:             # money came in on the fee plan
-        table = rt.models.table("fee_instalment")
-        conn.execute(table.update().where(table.c.parent_id == p).values(paid_amount=1))
+    with app.app_context(), rt.db.engine.begin() as conn:             # its product withdrawn from the metadata
+        table = rt.models.table(ENTITY)
+        conn.execute(table.update().where(table.c.id == p).values(product="withdrawn_product"))
     before = state(c, h["pm2"], p)
     body = expect(act(c, h["pm"], task(c, h["pm"], p), action="return", comment="重新核费",
                       target_step="fee_collection"), 409, "WF032")
-    assert body["message"] == "已有收款记录，不能重新生成收费计划"
+    assert body["message"] == "项目没有有效的担保产品，无法生成收费计划"
     assert state(c, h["pm2"], p) == before
 
 
@@ -227,11 +228,11 @@ def test_the_score_api_uses_the_card_of_the_product(database_url, tmp_path):
     app = make_app(database_url, tmp_path / "instance", packs=(REPO / "metadata" / "core",
                                                                REPO / "tests" / "packs" / "product_route"))
     add_user(app, "risk", "risk_officer")
-    add_user(app, "pm", "project_manager")
+    pm = add_user(app, "pm", "project_manager")
     c = app.test_client()
     h = jwt(c, "risk")
     try:
-        special = make_project(app, None, product="special_loan")
+        special = make_project(app, pm, product="special_loan")     # pm's: his project page links the scoring
         standard = make_project(app, None)
         with app.app_context():
             rt = app.extensions["danbao"]

@@ -182,6 +182,8 @@ def test_the_second_review_manager_cannot_sign_off_and_an_empty_step_is_refused(
 
 
 def test_committee_members_who_are_the_a_and_b_managers_are_recused(world):
+    for member in ("c1", "c2"):                 # committee members who also manage projects (A角 must be one)
+        world.set_roles(member, ["committee_member", "project_manager"])
     p = world.project("5000000", a_manager="c1", b_manager=world.uid["c2"])
     iid = world.start(p)
     approve(world, iid, "risk", "gm")
@@ -215,6 +217,7 @@ def test_staff_connected_to_the_customers_related_parties_are_recused(world):
 
 
 def test_recusal_leaves_the_quorum_to_those_asked(world):
+    world.set_roles("c1", ["committee_member", "project_manager"])    # a member who also manages projects
     p = world.project("5000000", a_manager="c1")
     iid = world.start(p)
     approve(world, iid, "risk", "gm")
