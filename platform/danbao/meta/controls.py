@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from danbao.meta.build import label as _label
 from danbao.meta.crosschecks import BUILTIN_ROLES
-from danbao.meta.errors import PackError
+from danbao.meta.errors import ItemChecker, PackError
 from danbao.meta.model import ChangeGrant, Source, StageControlMeta, StageRule
 from danbao.meta.overlay import Layered, Merged, key_source
 from danbao.meta.yamlio import LineDict
@@ -27,20 +27,10 @@ from danbao.meta.yamlio import LineDict
 ALL = "all"
 
 
-class ControlChecker:
-    def __init__(self, merged: Merged):
-        self.m = merged
-        self.errors: list[PackError] = []
+class ControlChecker(ItemChecker):
+    kind = "controls"
 
-    def error(self, src: Source, code: str, message: str) -> None:
-        self.errors.append(PackError(src.file, src.line, code, message))
-
-    def run(self) -> list[PackError]:
-        for entity, control in self.m.controls.items():
-            self._control(entity, control)
-        return self.errors
-
-    def _control(self, entity: str, c: Layered) -> None:
+    def check(self, entity: str, c: Layered) -> None:
         draft = self.m.entities.get(entity)
         if draft is None:
             self.error(c.src("entity"), "DB300", f"stage controls: entity '{entity}' is not declared")

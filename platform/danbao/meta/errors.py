@@ -24,6 +24,28 @@ class PackError:
         return f"{self.file}:{self.line}: {self.code} {self.message}"
 
 
+class ItemChecker:
+    """Checks every merged item of one list kind (``kind``: ``scorecards``,
+    ``workflows``, ``controls``…) with ``check(name, item)`` and collects each
+    problem found, so one run reports them all."""
+    kind: str = ""
+
+    def __init__(self, merged):
+        self.m = merged
+        self.errors: list[PackError] = []
+
+    def error(self, src, code: str, message: str) -> None:
+        self.errors.append(PackError(src.file, src.line, code, message))
+
+    def run(self) -> list[PackError]:
+        for name, item in getattr(self.m, self.kind).items():
+            self.check(name, item)
+        return self.errors
+
+    def check(self, name: str, item) -> None:
+        raise NotImplementedError
+
+
 class PackErrors(Exception):
     """Raised by ``load_packs`` when the packs have problems; holds all of them."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from danbao.meta.errors import PackError
+from danbao.meta.errors import ItemChecker, PackError
 from danbao.meta.model import (Band, ChoicePoints, GradeMeta, IndicatorMeta, KnockoutMeta, MissingRule, ScorecardMeta, Source)
 from danbao.meta.build import decimal_or_none as _dec, label as _label
 from danbao.meta.overlay import Layered, Merged, key_source, list_items
@@ -28,20 +28,10 @@ INDICATOR_PREFIX = "ind"
 
 
 # -- checks ----------------------------------------------------------------------
-class ScorecardChecker:
-    def __init__(self, merged: Merged):
-        self.m = merged
-        self.errors: list[PackError] = []
+class ScorecardChecker(ItemChecker):
+    kind = "scorecards"
 
-    def error(self, src: Source, code: str, message: str) -> None:
-        self.errors.append(PackError(src.file, src.line, code, message))
-
-    def run(self) -> list[PackError]:
-        for code, card in self.m.scorecards.items():
-            self._card(code, card)
-        return self.errors
-
-    def _card(self, code: str, card: Layered) -> None:
+    def check(self, code: str, card: Layered) -> None:
         entity = card.get("entity")
         draft = self.m.entities.get(entity) if isinstance(entity, str) else None
         if isinstance(entity, str) and draft is None:

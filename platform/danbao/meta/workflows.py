@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from danbao.meta import defaults, names
 from danbao.meta.crosschecks import BUILTIN_ROLES
-from danbao.meta.errors import PackError
+from danbao.meta.errors import ItemChecker, PackError
 from danbao.meta.model import (Assignees, CommitteeMeta, Source, StepMeta, TransitionMeta,
                                WorkflowMeta)
 from danbao.meta.build import decimal_or_none as _dec, label as _label
@@ -33,20 +33,10 @@ def _steps(card: Layered) -> list[tuple[LineDict, Source]]:
 
 
 # -- checks ----------------------------------------------------------------------
-class WorkflowChecker:
-    def __init__(self, merged: Merged):
-        self.m = merged
-        self.errors: list[PackError] = []
+class WorkflowChecker(ItemChecker):
+    kind = "workflows"
 
-    def error(self, src: Source, code: str, message: str) -> None:
-        self.errors.append(PackError(src.file, src.line, code, message))
-
-    def run(self) -> list[PackError]:
-        for code, wf in self.m.workflows.items():
-            self._workflow(code, wf)
-        return self.errors
-
-    def _workflow(self, code: str, wf: Layered) -> None:
+    def check(self, code: str, wf: Layered) -> None:
         entity = wf.get("entity")
         draft = self.m.entities.get(entity) if isinstance(entity, str) else None
         if isinstance(entity, str) and draft is None:
