@@ -201,8 +201,7 @@ class RecordService:
             if not f.computed or f.name in plan:
                 continue
             try:
-                value = self.meta.expression(em.name, f.name, "computed").evaluate(merged, today=today)
-                value = coerce_value(f, _rounded(f, value), codelist=self._codelist(f))
+                value = self._computed(em, f, merged, today)
             except (ExprEvalError, FieldError):
                 continue                        # left as it was; a person's next save reports it
             if value != merged[f.name]:
@@ -441,8 +440,7 @@ class RecordService:
             if not f.computed or errors:
                 continue
             try:
-                value = self.meta.expression(em.name, f.name, "computed").evaluate(merged, today=today)
-                value = coerce_value(f, _rounded(f, value), codelist=self._codelist(f))
+                value = self._computed(em, f, merged, today)
             except ExprEvalError as exc:
                 errors[f.name] = Label(f"无法计算：{exc.message}", f"cannot be computed: {exc.message}")
                 continue
@@ -450,6 +448,12 @@ class RecordService:
                 errors[f.name] = exc.message
                 continue
             merged[f.name] = plan[f.name] = value
+
+    def _computed(self, em: EntityMeta, f: FieldMeta, values: Mapping[str, Any], today):
+        """A computed field's value over ``values``, rounded to its places and typed
+        (raises ExprEvalError or FieldError)."""
+        value = self.meta.expression(em.name, f.name, "computed").evaluate(values, today=today)
+        return coerce_value(f, _rounded(f, value), codelist=self._codelist(f))
 
     def _validate_children(self, f: FieldMeta, obj, rows, errors, *, system: bool = False) -> list:
         child_em = self.meta.entity(f.target)
