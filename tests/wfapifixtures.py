@@ -44,20 +44,26 @@ def file_documents(rt, project_id: int) -> None:
     """The project's required application and contract documents, as tagged files
     (the rows an upload and a tag write), so a test may drive it past 初审 and 签约办理."""
     import datetime as dt
+    for stage in ("application", "contract"):
+        file_required(rt.session, rt.models, rt.meta, project_id, stage, dt.datetime(2026, 12, 1, 9))
+    rt.session.commit()
+
+
+def file_required(session, models, meta, project_id: int, stage: str, now) -> list[str]:
+    """Write the attachment and tag rows of every required ``stage`` document the
+    project lacks (no bytes are needed for a document to count); not committed."""
     from danbao.engines.documents import missing_documents
     from danbao.model.system import ATTACHMENT_TABLE, DOCUMENT_TAG_TABLE
-    att, tags = rt.models.system[ATTACHMENT_TABLE], rt.models.system[DOCUMENT_TAG_TABLE]
-    obj = rt.session.get(rt.models.cls("guarantee_project"), project_id)
-    now = dt.datetime(2026, 12, 1, 9)
-    for stage in ("application", "contract"):
-        for d in missing_documents(rt.session, rt.models, rt.meta, obj, stage):
-            aid = rt.session.execute(att.insert().values(
-                entity="guarantee_project", record_id=project_id, field="documents", filename=f"{d.requirement.code}.pdf",
-                content_type="application/pdf", kind="document", size=16, sha256="0" * 64,
-                storage_key=f"test/{project_id}/{d.requirement.code}", uploaded_at=now, deleted=False)
-                .returning(att.c.id)).scalar_one()
-            rt.session.execute(tags.insert().values(attachment_id=aid, doc_kind=d.requirement.code, tagged_at=now))
-    rt.session.commit()
+    att, tags = models.system[ATTACHMENT_TABLE], models.system[DOCUMENT_TAG_TABLE]
+    project = session.get(models.cls("guarantee_project"), project_id)
+    codes = [d.requirement.code for d in missing_documents(session, models, meta, project, stage)]
+    for code in codes:
+        aid = session.execute(att.insert().values(
+            entity="guarantee_project", record_id=project_id, field="documents", filename=f"{code}.pdf",
+            content_type="application/pdf", kind="document", size=16, sha256="0" * 64,
+            storage_key=f"test/{project_id}/{code}", uploaded_at=now, deleted=False).returning(att.c.id)).scalar_one()
+        session.execute(tags.insert().values(attachment_id=aid, doc_kind=code, tagged_at=now))
+    return codes
 
 
 def dispose(app) -> None:

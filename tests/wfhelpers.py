@@ -170,20 +170,9 @@ class WfWorld:
         return self.records().create(ENTITY, data).id
 
     def file_documents(self, project: int, stage: str = "application") -> list[str]:
-        """The required documents of ``stage`` the project still lacks, as files tagged
-        with their kind (the rows an upload and a tag write; no bytes are needed to count)."""
-        from danbao.engines.documents import missing_documents
-        from danbao.model.system import ATTACHMENT_TABLE, DOCUMENT_TAG_TABLE
-        obj = self.records().get(ENTITY, project)
-        codes = [d.requirement.code for d in missing_documents(self.s, self.models, self.meta, obj, stage)]
-        att, tags = self.models.system[ATTACHMENT_TABLE], self.models.system[DOCUMENT_TAG_TABLE]
-        for code in codes:
-            aid = self.s.execute(att.insert().values(
-                entity=ENTITY, record_id=project, field="documents", filename=f"{code}.pdf",
-                content_type="application/pdf", kind="document", size=16, sha256="0" * 64,
-                storage_key=f"test/{project}/{code}", uploaded_at=self.clock(), deleted=False)
-                .returning(att.c.id)).scalar_one()
-            self.s.execute(tags.insert().values(attachment_id=aid, doc_kind=code, tagged_at=self.clock()))
+        """The required documents of ``stage`` the project still lacks, as tagged files."""
+        from wfapifixtures import file_required
+        codes = file_required(self.s, self.models, self.meta, project, stage, self.clock())
         self.s.commit()
         return codes
 
